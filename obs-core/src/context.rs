@@ -1,0 +1,349 @@
+//! [`RequestContext`]: what is known about the request being served, reachable from any code
+//! running inside it.
+//!
+//! The HTTP edge (`obs-tower`'s `RequestIdLayer`) builds one context per request and runs the
+//! rest of the request inside [`RequestContext::scope`]. Code that does not have the request
+//! in hand — a Sentry capture deep in a repository layer, a telemetry call, an outgoing HTTP
+//! client — reads it back with [`RequestContext::current`].
+//!
+//! A context is reference counted: cloning it is one atomic increment, and every clone sees the
+//! same data. The user id can be set once, later than construction (authentication usually
+//! runs after the request-id middleware), and is then visible through every clone.
+//!
+//! ```
+//! use obs_core::{RequestContext, RequestId};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let ctx = RequestContext::builder(RequestId::parse("req-789").unwrap())
+//!     .method("POST")
+//!     .route("/api/ingestion")
+//!     .client_ip("203.0.113.7".parse().unwrap())
+//!     .build();
+//!
+//! ctx.scope(async {
+//!     // e.g. in an auth middleware:
+//!     RequestContext::with_current(|ctx| ctx.unwrap().set_user_id("user-123"));
+//!     // ...and later, anywhere:
+//!     let ctx = RequestContext::current().unwrap();
+//!     assert_eq!(ctx.user_id(), Some("user-123"));
+//!     assert_eq!(ctx.route(), Some("/api/ingestion"));
+//! })
+//! .await;
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use tokio::task::futures::TaskLocalFuture;
+
+use crate::RequestId;
+
+/// Longest user agent kept, in bytes; longer values are cut at a character boundary.
+pub const MAX_USER_AGENT_LEN: usize = 256;
+/// Longest user id kept, in bytes.
+pub const MAX_USER_ID_LEN: usize = 256;
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+/// What is known about the request being served. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct RequestContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    request_id: RequestId,
+    method: Option<Method>,
+    route: Option<Box<str>>,
+    client_ip: Option<IpAddr>,
+    user_agent: Option<Box<str>>,
+    user_id: OnceLock<Box<str>>,
+}
+
+/// HTTP method names: the standard ones are static, anything else is kept as given.
+#[derive(Clone)]
+enum Method {
+    Static(&'static str),
+    Other(Box<str>),
+}
+
+impl Method {
+    fn new(name: &str) -> Self {
+        const STANDARD: [&str; 9] = [
+            "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+        ];
+        match STANDARD.iter().find(|m| **m == name) {
+            Some(m) => Method::Static(m),
+            None => Method::Other(sanitize(name, 32).into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Method::Static(s) => s,
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl RequestContext {
+    /// Starts a context for the given request ID.
+    pub fn builder(request_id: RequestId) -> RequestContextBuilder {
+        RequestContextBuilder {
+            inner: Inner {
+                request_id,
+                method: None,
+                route: None,
+                client_ip: None,
+                user_agent: None,
+                user_id: OnceLock::new(),
+            },
+        }
+    }
+
+    /// A context holding only a request ID.
+    pub fn new(request_id: RequestId) -> Self {
+        Self::builder(request_id).build()
+    }
+
+    /// The request's ID.
+    pub fn request_id(&self) -> &RequestId {
+        &self.inner.request_id
+    }
+
+    /// The HTTP method, if known.
+    pub fn method(&self) -> Option<&str> {
+        self.inner.method.as_ref().map(Method::as_str)
+    }
+
+    /// The matched route template (`/users/{id}`), never the raw path; `None` if unmatched.
+    pub fn route(&self) -> Option<&str> {
+        self.inner.route.as_deref()
+    }
+
+    /// The client's IP address as resolved by the edge (trusted proxies honoured there).
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.inner.client_ip
+    }
+
+    /// The client's user agent, control characters removed, at most [`MAX_USER_AGENT_LEN`] bytes.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.inner.user_agent.as_deref()
+    }
+
+    /// The authenticated user's id, once set with [`set_user_id`](Self::set_user_id).
+    pub fn user_id(&self) -> Option<&str> {
+        self.inner.user_id.get().map(|s| &**s)
+    }
+
+    /// Sets the user id for this request, visible through every clone of this context.
+    ///
+    /// The first call wins (a request has one authenticated user); returns `false` if a user
+    /// id was already set. Control characters are removed and the id is cut at
+    /// [`MAX_USER_ID_LEN`] bytes.
+    pub fn set_user_id(&self, user_id: impl AsRef<str>) -> bool {
+        self.inner
+            .user_id
+            .set(sanitize(user_id.as_ref(), MAX_USER_ID_LEN).into())
+            .is_ok()
+    }
+
+    /// The context of the request the current task is serving, if any.
+    ///
+    /// Clones the context (one atomic increment); use [`with_current`](Self::with_current) to
+    /// only look.
+    pub fn current() -> Option<RequestContext> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// Runs `f` with a reference to the current context (or `None` outside a request).
+    pub fn with_current<R>(f: impl FnOnce(Option<&RequestContext>) -> R) -> R {
+        let mut f = Some(f);
+        match CURRENT.try_with(|ctx| (f.take().expect("called once"))(Some(ctx))) {
+            Ok(r) => r,
+            Err(_) => (f.take().expect("not called yet"))(None),
+        }
+    }
+
+    /// The current request's ID, if inside a request.
+    pub fn current_request_id() -> Option<RequestId> {
+        CURRENT.try_with(|ctx| ctx.request_id().clone()).ok()
+    }
+
+    /// Runs `fut` with this context as the current one (for `fut` and everything it awaits).
+    ///
+    /// Work spawned onto other tasks does not inherit it; pass the context along or call
+    /// `scope` again there.
+    pub fn scope<F: Future>(self, fut: F) -> TaskLocalFuture<RequestContext, F> {
+        CURRENT.scope(self, fut)
+    }
+
+    /// Runs the closure `f` with this context as the current one.
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self, f)
+    }
+}
+
+impl fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("request_id", &self.request_id().as_str())
+            .field("method", &self.method())
+            .field("route", &self.route())
+            .field("client_ip", &self.client_ip())
+            .field("user_agent", &self.user_agent())
+            .field("user_id", &self.user_id())
+            .finish()
+    }
+}
+
+/// Builds a [`RequestContext`]; see [`RequestContext::builder`].
+pub struct RequestContextBuilder {
+    inner: Inner,
+}
+
+impl RequestContextBuilder {
+    /// Sets the HTTP method.
+    pub fn method(mut self, method: &str) -> Self {
+        self.inner.method = Some(Method::new(method));
+        self
+    }
+
+    /// Sets the matched route template. Pass the template (`/users/{id}`), never the raw path:
+    /// raw paths carry ids and personal data and explode metric cardinality.
+    pub fn route(mut self, route: &str) -> Self {
+        self.inner.route = Some(route.into());
+        self
+    }
+
+    /// Sets the client IP address.
+    pub fn client_ip(mut self, ip: IpAddr) -> Self {
+        self.inner.client_ip = Some(ip);
+        self
+    }
+
+    /// Sets the user agent (control characters removed, cut at [`MAX_USER_AGENT_LEN`] bytes).
+    pub fn user_agent(mut self, user_agent: &str) -> Self {
+        self.inner.user_agent = Some(sanitize(user_agent, MAX_USER_AGENT_LEN).into());
+        self
+    }
+
+    /// Sets the authenticated user's id (see [`RequestContext::set_user_id`]).
+    pub fn user_id(self, user_id: &str) -> Self {
+        let _ = self
+            .inner
+            .user_id
+            .set(sanitize(user_id, MAX_USER_ID_LEN).into());
+        self
+    }
+
+    /// Finishes the context.
+    pub fn build(self) -> RequestContext {
+        RequestContext {
+            inner: Arc::new(self.inner),
+        }
+    }
+}
+
+impl fmt::Debug for RequestContextBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestContextBuilder")
+            .field("request_id", &self.inner.request_id.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Drops control characters and cuts at `max` bytes on a char boundary, so values copied from
+/// headers cannot inject lines into logs.
+fn sanitize(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> RequestId {
+        RequestId::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn current_is_visible_inside_scope_only() {
+        assert!(RequestContext::current().is_none());
+        assert!(RequestContext::current_request_id().is_none());
+        let ctx = RequestContext::builder(id("r1")).method("GET").build();
+        ctx.scope(async {
+            tokio::task::yield_now().await;
+            assert_eq!(RequestContext::current_request_id().unwrap(), "r1");
+            assert_eq!(RequestContext::current().unwrap().method(), Some("GET"));
+        })
+        .await;
+        assert!(RequestContext::current().is_none());
+    }
+
+    #[tokio::test]
+    async fn concurrent_scopes_do_not_mix() {
+        let mut handles = Vec::new();
+        for i in 0..50 {
+            handles.push(tokio::spawn(async move {
+                let want = format!("req-{i}");
+                RequestContext::new(id(&want))
+                    .scope(async move {
+                        for _ in 0..10 {
+                            tokio::task::yield_now().await;
+                            assert_eq!(RequestContext::current_request_id().unwrap(), *want);
+                        }
+                    })
+                    .await
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+    }
+
+    #[test]
+    fn user_id_set_once_is_shared_by_clones() {
+        let ctx = RequestContext::new(id("r2"));
+        let clone = ctx.clone();
+        assert!(ctx.set_user_id("u-1"));
+        assert!(!clone.set_user_id("u-2"), "first write wins");
+        assert_eq!(clone.user_id(), Some("u-1"));
+    }
+
+    #[test]
+    fn header_derived_values_are_sanitized_and_bounded() {
+        let ua = format!("curl/8\r\nX-Injected: 1{}", "é".repeat(500));
+        let ctx = RequestContext::builder(id("r3"))
+            .user_agent(&ua)
+            .method("BREW\n")
+            .build();
+        let got = ctx.user_agent().unwrap();
+        assert!(got.starts_with("curl/8X-Injected: 1"));
+        assert!(!got.contains('\n') && !got.contains('\r'));
+        assert!(got.len() <= MAX_USER_AGENT_LEN);
+        assert_eq!(ctx.method(), Some("BREW"));
+    }
+
+    #[test]
+    fn sync_scope_and_with_current() {
+        let ctx = RequestContext::builder(id("r4")).route("/a/{b}").build();
+        let route = ctx.sync_scope(|| {
+            RequestContext::with_current(|c| c.and_then(|c| c.route().map(str::to_owned)))
+        });
+        assert_eq!(route.as_deref(), Some("/a/{b}"));
+        assert!(RequestContext::with_current(|c| c.is_none()));
+    }
+}
