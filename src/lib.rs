@@ -6,10 +6,11 @@
 //! |---|---|---|
 //! | (always) | [`core`] (`obs-core`) | `RequestId`, `RequestContext`, env config, logging |
 //! | `tower` (default) | [`tower`] (`obs-tower`) | request-ID and access-log layers, axum extractors |
-//! | `metrics` | `obs-metrics` | typed business metrics (in progress) |
+//! | `metrics` | `metrics` (`obs-metrics`) | typed business metrics, HTTP RED layer + `/metrics` endpoints (with `tower`), SLO rules, dashboards |
 //! | `health` | `obs-health` | composable health checks (in progress) |
 //! | `ratelimit` | `obs-ratelimit` | sliding-window rate limiter (in progress) |
 //! | `telemetry` | `obs-telemetry` | PII-scrubbing telemetry recorder (in progress) |
+//! | `sentry` | `obs-core`'s `sentry` + `SentryLayer` (with `tower`) | Sentry bridge, per-request hubs, 5xx/panic capture, [`sentry::init`] |
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -36,3 +37,7 @@ pub use obs_ratelimit as ratelimit;
 
 #[cfg(feature = "telemetry")]
 pub use obs_telemetry as telemetry;
+
+#[cfg(feature = "sentry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+pub mod sentry;

@@ -79,7 +79,7 @@ impl Method {
         ];
         match STANDARD.iter().find(|m| **m == name) {
             Some(m) => Method::Static(m),
-            None => Method::Other(sanitize(name, 32).into()),
+            None => Method::Other(sanitize(name, 32)),
         }
     }
 
@@ -149,7 +149,7 @@ impl RequestContext {
     pub fn set_user_id(&self, user_id: impl AsRef<str>) -> bool {
         self.inner
             .user_id
-            .set(sanitize(user_id.as_ref(), MAX_USER_ID_LEN).into())
+            .set(sanitize(user_id.as_ref(), MAX_USER_ID_LEN))
             .is_ok()
     }
 
@@ -229,16 +229,13 @@ impl RequestContextBuilder {
 
     /// Sets the user agent (control characters removed, cut at [`MAX_USER_AGENT_LEN`] bytes).
     pub fn user_agent(mut self, user_agent: &str) -> Self {
-        self.inner.user_agent = Some(sanitize(user_agent, MAX_USER_AGENT_LEN).into());
+        self.inner.user_agent = Some(sanitize(user_agent, MAX_USER_AGENT_LEN));
         self
     }
 
     /// Sets the authenticated user's id (see [`RequestContext::set_user_id`]).
     pub fn user_id(self, user_id: &str) -> Self {
-        let _ = self
-            .inner
-            .user_id
-            .set(sanitize(user_id, MAX_USER_ID_LEN).into());
+        let _ = self.inner.user_id.set(sanitize(user_id, MAX_USER_ID_LEN));
         self
     }
 
@@ -260,7 +257,12 @@ impl fmt::Debug for RequestContextBuilder {
 
 /// Drops control characters and cuts at `max` bytes on a char boundary, so values copied from
 /// headers cannot inject lines into logs.
-fn sanitize(s: &str, max: usize) -> String {
+fn sanitize(s: &str, max: usize) -> Box<str> {
+    // Fast path for the usual value (printable ASCII within bounds): one exact-size copy, no
+    // per-char work. It runs for every request's user agent.
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Box::from(s);
+    }
     let mut out = String::with_capacity(s.len().min(max));
     for c in s.chars().filter(|c| !c.is_control()) {
         if out.len() + c.len_utf8() > max {
@@ -268,7 +270,7 @@ fn sanitize(s: &str, max: usize) -> String {
         }
         out.push(c);
     }
-    out
+    out.into_boxed_str()
 }
 
 #[cfg(test)]
@@ -335,6 +337,21 @@ mod tests {
         assert!(!got.contains('\n') && !got.contains('\r'));
         assert!(got.len() <= MAX_USER_AGENT_LEN);
         assert_eq!(ctx.method(), Some("BREW"));
+    }
+
+    #[test]
+    fn clean_values_are_kept_whole_and_long_ones_cut() {
+        let clean = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0";
+        let ctx = RequestContext::builder(id("r5")).user_agent(clean).build();
+        assert_eq!(ctx.user_agent(), Some(clean));
+        let long = "a".repeat(MAX_USER_AGENT_LEN + 10);
+        let ctx = RequestContext::builder(id("r6")).user_agent(&long).build();
+        assert_eq!(ctx.user_agent().unwrap().len(), MAX_USER_AGENT_LEN);
+        // DEL (0x7f) is a control character too.
+        let ctx = RequestContext::builder(id("r7"))
+            .user_agent("a\x7fb")
+            .build();
+        assert_eq!(ctx.user_agent(), Some("ab"));
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //!   inside the request through [`RequestContext::current`].
 //! - [`config`]: typed settings read from the environment, with errors that name the variable.
 //! - [`logging`]: one call installs JSON or pretty logs whose lines carry the request ID.
+//! - [`redact`]: the PII scrubber for logs, Sentry events and telemetry (rule table, actions,
+//!   limits and an example in its docs).
+//! - `sentry` (feature `sentry`): the Sentry bridge — `capture_error`, `capture_message`,
+//!   `breadcrumb`, `set_user`, `with_context` tagged with the current request, scrubbed before
+//!   sending, per-request hubs, a `tracing` layer; no-ops without a client.
 //!
 //! obs-core knows nothing about HTTP; `obs-tower` adapts it to tower/axum.
 //!
@@ -35,8 +40,15 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod config;
 pub mod context;
+pub mod logging;
+pub mod redact;
 pub mod request_id;
+#[cfg(feature = "sentry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+pub mod sentry;
 
+pub use config::{Config, ConfigError, ConfigErrors};
 pub use context::{RequestContext, RequestContextBuilder};
 pub use request_id::{InvalidRequestId, RequestId};

@@ -80,6 +80,25 @@ pub fn require_postgres() -> String {
     url
 }
 
+/// Checks that `program --version` runs.
+///
+/// # Panics
+/// Saying that `cargo xtask test` installs it, or how to install it (`install_hint`), if the
+/// program is missing or fails.
+pub fn require_tool(program: &str, install_hint: &str) {
+    let ok = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "`{program}` is not on PATH (or `{program} --version` failed). \
+         `cargo xtask test` installs it; by hand: {install_hint}"
+    );
+}
+
 fn ping_redis(url: &str) -> Result<(), String> {
     let mut stream = connect(&host_port(url, 6379))?;
     stream
@@ -205,6 +224,12 @@ mod tests {
         );
         assert_eq!(host_port("redis://[::1]:6380", 1), "[::1]:6380");
         assert_eq!(host_port("redis://[::1]", 6379), "[::1]:6379");
+    }
+
+    #[test]
+    #[should_panic(expected = "`obs-no-such-tool` is not on PATH")]
+    fn missing_tools_fail_loudly() {
+        require_tool("obs-no-such-tool", "apt-get install nothing");
     }
 
     #[test]

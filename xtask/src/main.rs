@@ -4,10 +4,15 @@
 //!   running on loopback (installing them with apt-get on a fresh Debian machine), then run the
 //!   whole workspace's tests (unit, integration, doc tests) with all features.
 //! - `cargo xtask services`: only the first half; prints what it used.
+//! - `cargo xtask bugsink`: a local Bugsink (Sentry-compatible server) for the Sentry example;
+//!   prints `SENTRY_DSN=...` to export.
 //!
 //! Services already running (or pointed to by `REDIS_URL` / `DATABASE_URL`) are used as they
 //! are. Nothing here is a mock: when a service cannot be provided, the task fails and says why.
 
+mod bugsink;
+mod prometheus;
+mod redis_extra;
 mod services;
 
 use std::process::{Command, ExitCode};
@@ -21,12 +26,14 @@ fn main() -> ExitCode {
     let result = match task {
         "services" => services::ensure_all().map(|_| ()),
         "test" => test(rest),
+        "bugsink" => bugsink(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
                  test [-- ARGS]  start/install the services the tests need, then run every test\n  \
-                 services        only start/install the services and print what is used"
+                 services        only start/install the services and print what is used\n  \
+                 bugsink         start a local Bugsink (Sentry-compatible) server and print its DSN"
             );
             return if task == "help" {
                 ExitCode::SUCCESS
@@ -64,6 +71,20 @@ fn test(extra: &[String]) -> Result<(), String> {
     }
     run(&mut doc)?;
     println!("xtask test: all suites passed against: {}", used.summary());
+    Ok(())
+}
+
+fn bugsink() -> Result<(), String> {
+    let mut used = services::Used::default();
+    bugsink::ensure(&mut used)?;
+    println!("{}", used.summary());
+    for (var, value) in &used.env {
+        if var == "BUGSINK_DSN" {
+            println!("export SENTRY_DSN={value}");
+        } else {
+            println!("{var}={value}");
+        }
+    }
     Ok(())
 }
 

@@ -25,13 +25,30 @@ impl Used {
 /// Makes sure every service the suites need is reachable; prints and returns what is used.
 pub(crate) fn ensure_all() -> Result<Used, String> {
     let mut used = Used::default();
+    build_prerequisites()?;
     redis(&mut used)?;
     postgres(&mut used)?;
+    crate::redis_extra::ensure(&mut used)?;
+    crate::prometheus::ensure(&mut used)?;
+    crate::bugsink::ensure(&mut used)?;
     println!("xtask: services in use:");
     for line in &used.lines {
         println!("  - {line}");
     }
     Ok(used)
+}
+
+/// System libraries the workspace links against: OpenSSL for the Sentry transport's TLS
+/// (native-tls), found through pkg-config.
+fn build_prerequisites() -> Result<(), String> {
+    let has_openssl = Command::new("pkg-config")
+        .args(["--exists", "openssl"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_openssl {
+        apt_install(&["pkg-config", "libssl-dev"])?;
+    }
+    Ok(())
 }
 
 fn redis(used: &mut Used) -> Result<(), String> {

@@ -1,0 +1,590 @@
+//! [`RequestIdLayer`]: give every request a validated ID and a [`RequestContext`].
+//!
+//! For each request the layer:
+//!
+//! 1. reads the inbound ID from the configured header names (default `x-request-id`) if the
+//!    [`Trust`] policy allows it and the value is a valid [`RequestId`] (1..=128 bytes of
+//!    `[A-Za-z0-9._:-]`, one distinct value); anything else — empty, too long, control
+//!    characters, non-UTF-8, unicode look-alikes, conflicting duplicates — is **replaced** by a
+//!    freshly generated UUIDv7 and never echoed or logged;
+//!    If an outer `RequestIdLayer` already ran (a `RequestId` extension is present, e.g.
+//!    layers on both an outer and a nested axum router), its ID is kept;
+//! 2. overwrites the request's primary header with the chosen ID (and removes rejected values
+//!    of the other accepted names), so downstream code never sees a rejected value;
+//! 3. inserts the [`RequestId`] and a [`RequestContext`] (method, route template, client IP,
+//!    sanitized user agent) into the request extensions;
+//! 4. runs the inner service's `call` and polls its future inside a `request` tracing span
+//!    (fields `request_id`, `method`, `route`; level INFO by default) and inside the
+//!    task-local [`RequestContext::scope`], so [`RequestContext::current`] works anywhere in
+//!    the handler;
+//! 5. sets the ID on the response header (the primary name), replacing any value the inner
+//!    service set.
+//!
+//! The response body is not wrapped: the span and the task-local cover the handler up to the
+//! response head; a streaming body is polled by the server outside of them.
+//!
+//! Order with the other obs layers: `RequestIdLayer` goes *outside* (added *after*, with
+//! axum's `Router::layer`) the access log, metrics and rate-limit layers, so they find the
+//! context in the extensions. See [`crate::route`] for why `Router::layer` and not a layer
+//! around the whole router.
+//!
+//! # Cost
+//!
+//! The hot path does no string formatting and, for generated IDs, no system call per request:
+//! randomness is drawn from the OS CSPRNG in batches of 32 IDs (own code, because uuid's
+//! `now_v7` makes one `getrandom` call per ID, which dominated the cost), the ID is encoded
+//! into inline storage and the header value shares one allocation with it
+//! (`Bytes::from_owner`); an accepted inbound value is reused as is. With no subscriber
+//! interested in the span, the span costs one level check. Per request it allocates the
+//! context (`Arc`), the copied user agent (switch off with
+//! [`record_user_agent(false)`](RequestIdLayer::record_user_agent)) and two extension
+//! boxes — work tower-http's request-id layers do not do, so an *accepted* inbound ID costs
+//! more than with tower-http, while a *generated* one costs less. Numbers and the exact
+//! command: `benches/README.md`.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use obs_core::{RequestContext, RequestId};
+//! use obs_tower::request_id::{RequestIdLayer, Trust};
+//! use tower::{service_fn, Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let svc = RequestIdLayer::new()
+//!     .trust(Trust::Always)
+//!     .layer(service_fn(|req: Request<()>| async move {
+//!         // Extensions and the task-local carry the same ID.
+//!         let id = req.extensions().get::<RequestId>().unwrap().clone();
+//!         assert_eq!(RequestContext::current_request_id().unwrap(), id);
+//!         Ok::<_, Infallible>(Response::new(()))
+//!     }));
+//!
+//! let req = Request::get("/").header("x-request-id", "req-789").body(()).unwrap();
+//! let res = svc.clone().oneshot(req).await.unwrap();
+//! assert_eq!(res.headers()["x-request-id"], "req-789");
+//!
+//! // A hostile value is replaced, never echoed.
+//! let req = Request::get("/").header("x-request-id", "a b\tc").body(()).unwrap();
+//! let res = svc.oneshot(req).await.unwrap();
+//! let id = res.headers()["x-request-id"].to_str().unwrap();
+//! assert_eq!(id.len(), 36); // a fresh UUIDv7
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use http::{Request, Response};
+use obs_core::{RequestContext, RequestId};
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::{Level, Span};
+
+use crate::client_ip::{peer_addr, TrustedProxies};
+
+/// The default request-ID header, `x-request-id`.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Whose inbound request IDs are believed.
+#[derive(Clone, Debug, Default)]
+pub enum Trust {
+    /// Accept a valid inbound ID from anyone (services behind a gateway that sets it, or
+    /// internal services). Invalid values are still replaced.
+    #[default]
+    Always,
+    /// Always generate a new ID; inbound IDs are ignored and overwritten.
+    Never,
+    /// Accept a valid inbound ID only when the TCP peer is one of these proxies (peer address
+    /// from `ConnectInfo<SocketAddr>` or a `SocketAddr` extension; unknown peer = untrusted).
+    FromProxies(TrustedProxies),
+}
+
+#[derive(Clone)]
+struct Config {
+    header: HeaderName,
+    /// Inbound names, `header` first.
+    accept: Vec<HeaderName>,
+    trust: Trust,
+    proxies: TrustedProxies,
+    level: Level,
+    user_agent: bool,
+}
+
+/// Layer that applies [`RequestIdService`]; see the [module docs](self).
+///
+/// Cheap to clone (one `Arc`), so axum can apply it to every route.
+#[derive(Clone)]
+pub struct RequestIdLayer {
+    config: Arc<Config>,
+}
+
+impl Default for RequestIdLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for RequestIdLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &*self.config;
+        f.debug_struct("RequestIdLayer")
+            .field("header", &c.header)
+            .field("accept", &c.accept)
+            .field("trust", &c.trust)
+            .field("trusted_proxies", &c.proxies)
+            .field("span_level", &c.level)
+            .field("user_agent", &c.user_agent)
+            .finish()
+    }
+}
+
+impl RequestIdLayer {
+    /// `x-request-id`, [`Trust::Always`], no trusted proxies for the client IP, span at INFO,
+    /// user agent recorded.
+    pub fn new() -> Self {
+        RequestIdLayer {
+            config: Arc::new(Config {
+                header: X_REQUEST_ID,
+                accept: vec![X_REQUEST_ID],
+                trust: Trust::Always,
+                proxies: TrustedProxies::none(),
+                level: Level::INFO,
+                user_agent: true,
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// The primary header: read first on the way in, always set on the response and on the
+    /// request passed inward.
+    pub fn header_name(self, name: HeaderName) -> Self {
+        self.edit(|c| {
+            c.accept.retain(|n| *n != name);
+            c.accept.insert(0, name.clone());
+            c.header = name;
+        })
+    }
+
+    /// Also accept an inbound ID from `name` (e.g. `x-correlation-id`), checked after the
+    /// primary and earlier alternatives. The response still uses the primary name.
+    pub fn accept_header(self, name: HeaderName) -> Self {
+        self.edit(|c| {
+            if !c.accept.contains(&name) {
+                c.accept.push(name);
+            }
+        })
+    }
+
+    /// Whose inbound IDs are believed (default [`Trust::Always`]).
+    pub fn trust(self, trust: Trust) -> Self {
+        self.edit(|c| c.trust = trust)
+    }
+
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` headers are honoured when resolving the
+    /// client IP of the [`RequestContext`] (default none: the peer address is the client).
+    pub fn trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        self.edit(|c| c.proxies = proxies)
+    }
+
+    /// Shorthand for a service behind `proxies`: trust their request IDs
+    /// ([`Trust::FromProxies`]) and their forwarding headers for the client IP.
+    pub fn behind_proxies(self, proxies: TrustedProxies) -> Self {
+        self.edit(|c| {
+            c.trust = Trust::FromProxies(proxies.clone());
+            c.proxies = proxies;
+        })
+    }
+
+    /// Level of the `request` span (default INFO). A span below the subscriber's level is
+    /// not created, and log lines then only get `request_id` from the task-local context.
+    pub fn span_level(self, level: Level) -> Self {
+        self.edit(|c| c.level = level)
+    }
+
+    /// Whether to record the (sanitized, bounded) user agent in the context (default true).
+    pub fn record_user_agent(self, enabled: bool) -> Self {
+        self.edit(|c| c.user_agent = enabled)
+    }
+}
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// Middleware that assigns request IDs; built by [`RequestIdLayer`].
+///
+/// (Named `RequestIdService` rather than `RequestId` to avoid clashing with
+/// [`obs_core::RequestId`].)
+#[derive(Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for RequestIdService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestIdService")
+            .field("inner", &self.inner)
+            .field("header", &self.config.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> RequestIdService<S> {
+    /// Wraps `inner` with the default [`RequestIdLayer`] settings.
+    pub fn new(inner: S) -> Self {
+        RequestIdLayer::new().layer(inner)
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Outcome of looking at the inbound headers.
+enum Inbound {
+    /// A valid, trusted value, found under the primary name (`true`) or an alternative.
+    Accepted(RequestId, HeaderValue, bool),
+    /// No accepted header present (or trust policy says not to look).
+    Absent,
+    /// Something was present and rejected: it must be scrubbed from the request.
+    Rejected,
+}
+
+impl Config {
+    fn trusted(&self, extensions: &http::Extensions) -> bool {
+        match &self.trust {
+            Trust::Always => true,
+            Trust::Never => false,
+            Trust::FromProxies(p) => {
+                peer_addr(extensions).is_some_and(|peer| p.contains(peer.ip()))
+            }
+        }
+    }
+
+    fn inbound(&self, headers: &HeaderMap, trusted: bool) -> Inbound {
+        for (i, name) in self.accept.iter().enumerate() {
+            let mut values = headers.get_all(name).iter();
+            let Some(first) = values.next() else {
+                continue;
+            };
+            if !trusted {
+                return Inbound::Rejected;
+            }
+            // Duplicate header lines must agree, or nobody knows which one is meant.
+            if values.any(|other| other != first) {
+                return Inbound::Rejected;
+            }
+            return match RequestId::from_bytes(first.as_bytes()) {
+                Ok(id) => Inbound::Accepted(id, first.clone(), i == 0),
+                Err(_) => Inbound::Rejected,
+            };
+        }
+        Inbound::Absent
+    }
+}
+
+/// Fast UUIDv7 generation for the hot path.
+///
+/// `obs_core::RequestId::generate` (uuid's `now_v7`) makes one `getrandom` system call per ID
+/// plus a lock for its monotonic counter; under load that system call is most of a request
+/// ID's cost. Here each thread draws randomness from the OS CSPRNG in batches of
+/// [`POOL_IDS`] IDs (one system call per batch; every random byte is used once), and the
+/// 48-bit millisecond timestamp comes from the system clock. IDs are UUIDv7 with 74 random
+/// bits, sortable to the millisecond (not within one). If the OS RNG fails, it falls back
+/// to `RequestId::generate`. Measured in `benches/request_id.rs`.
+///
+/// Caveat: a process that `fork`s (without `exec`) after generating IDs hands the unused
+/// pool bytes of the forking thread to the child, so up to 31 IDs could repeat between the
+/// two; Rust services do not fork after serving requests, and tokio does not support it.
+mod generate {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use obs_core::RequestId;
+
+    /// IDs per `getrandom` call.
+    pub(super) const POOL_IDS: usize = 32;
+    const ID_RANDOM: usize = 10;
+
+    struct Pool {
+        bytes: [u8; ID_RANDOM * POOL_IDS],
+        next: usize,
+    }
+
+    thread_local! {
+        static POOL: RefCell<Pool> = const {
+            RefCell::new(Pool { bytes: [0; ID_RANDOM * POOL_IDS], next: POOL_IDS })
+        };
+    }
+
+    fn random() -> Option<[u8; ID_RANDOM]> {
+        POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.next == POOL_IDS {
+                getrandom::fill(&mut pool.bytes).ok()?;
+                pool.next = 0;
+            }
+            let start = pool.next * ID_RANDOM;
+            pool.next += 1;
+            let mut out = [0u8; ID_RANDOM];
+            out.copy_from_slice(&pool.bytes[start..start + ID_RANDOM]);
+            // Used bytes are wiped so a later reader of the buffer cannot recover past IDs.
+            pool.bytes[start..start + ID_RANDOM].fill(0);
+            Some(out)
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// A new UUIDv7 request ID.
+    pub(super) fn request_id() -> RequestId {
+        let Some(random) = random() else {
+            return RequestId::generate();
+        };
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        RequestId::from_uuid(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use std::collections::HashSet;
+
+        #[test]
+        fn ids_are_unique_uuid_v7_with_the_current_time() {
+            let before = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            let ids: Vec<_> = (0..POOL_IDS * 5 + 3).map(|_| request_id()).collect();
+            let after = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            let set: HashSet<_> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+            assert_eq!(set.len(), ids.len());
+            for id in &ids {
+                let uuid = uuid::Uuid::parse_str(id.as_str()).unwrap();
+                assert_eq!(uuid.get_version_num(), 7);
+                assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
+                let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
+                let ms = secs * 1000 + u64::from(nanos) / 1_000_000;
+                assert!(
+                    (before..=after).contains(&ms),
+                    "{ms} not in {before}..={after}"
+                );
+            }
+        }
+
+        #[test]
+        fn threads_draw_different_ids() {
+            let a = std::thread::spawn(|| (0..64).map(|_| request_id()).collect::<Vec<_>>());
+            let b = std::thread::spawn(|| (0..64).map(|_| request_id()).collect::<Vec<_>>());
+            let mut all: Vec<_> = a.join().unwrap();
+            all.extend(b.join().unwrap());
+            let set: HashSet<_> = all.iter().map(|i| i.as_str().to_owned()).collect();
+            assert_eq!(set.len(), 128);
+        }
+    }
+}
+
+/// The header value for a request ID, sharing one allocation with a clone of the ID.
+fn header_value(id: &RequestId) -> HeaderValue {
+    // A RequestId is visible ASCII by construction, so this cannot fail; the fallback is
+    // never taken but keeps the code panic-free.
+    HeaderValue::from_maybe_shared(Bytes::from_owner(id.clone()))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+macro_rules! request_span {
+    ($level:expr, $($fields:tt)*) => {
+        if $level == Level::INFO {
+            tracing::info_span!("request", $($fields)*)
+        } else if $level == Level::DEBUG {
+            tracing::debug_span!("request", $($fields)*)
+        } else if $level == Level::TRACE {
+            tracing::trace_span!("request", $($fields)*)
+        } else if $level == Level::WARN {
+            tracing::warn_span!("request", $($fields)*)
+        } else {
+            tracing::error_span!("request", $($fields)*)
+        }
+    };
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestIdService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        // An outer RequestIdLayer (e.g. around a nested router) already chose the ID: keep
+        // it, so the whole request has one ID whatever this layer's trust policy.
+        let inbound = match req.extensions().get::<RequestId>() {
+            Some(id) => {
+                let id = id.clone();
+                let value = header_value(&id);
+                Inbound::Accepted(id, value, false)
+            }
+            None => {
+                let trusted = config.trusted(req.extensions());
+                config.inbound(req.headers(), trusted)
+            }
+        };
+        let (id, value) = match inbound {
+            Inbound::Accepted(id, value, true) => (id, value),
+            Inbound::Accepted(id, value, false) => {
+                req.headers_mut()
+                    .insert(config.header.clone(), value.clone());
+                (id, value)
+            }
+            Inbound::Absent => {
+                let id = generate::request_id();
+                let value = header_value(&id);
+                req.headers_mut()
+                    .insert(config.header.clone(), value.clone());
+                (id, value)
+            }
+            Inbound::Rejected => {
+                let id = generate::request_id();
+                let value = header_value(&id);
+                let headers = req.headers_mut();
+                for name in &config.accept[1..] {
+                    headers.remove(name);
+                }
+                // `insert` replaces every line of the primary header.
+                headers.insert(config.header.clone(), value.clone());
+                (id, value)
+            }
+        };
+
+        let ctx = build_context(config, &req, id.clone());
+        let span = request_span!(
+            config.level,
+            request_id = id.as_str(),
+            method = req.method().as_str(),
+            route = ctx.route(),
+        );
+        let extensions = req.extensions_mut();
+        extensions.insert(id);
+        extensions.insert(ctx.clone());
+
+        let future = {
+            let _entered = span.enter();
+            ctx.clone().sync_scope(|| self.inner.call(req))
+        };
+        ResponseFuture {
+            inner: ctx.scope(future),
+            span,
+            header: config.header.clone(),
+            value: Some(value),
+        }
+    }
+}
+
+fn build_context<B>(config: &Config, req: &Request<B>, id: RequestId) -> RequestContext {
+    let mut builder = RequestContext::builder(id).method(req.method().as_str());
+    if let Some(route) = crate::route::route_template(req) {
+        builder = builder.route(route);
+    }
+    if let Some(ip) = client_ip(config, req) {
+        builder = builder.client_ip(ip);
+    }
+    if config.user_agent {
+        if let Some(ua) = req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        {
+            builder = builder.user_agent(ua);
+        }
+    }
+    builder.build()
+}
+
+fn client_ip<B>(config: &Config, req: &Request<B>) -> Option<IpAddr> {
+    config.proxies.client_ip(req)
+}
+
+pin_project! {
+    /// Response future of [`RequestIdService`]: polls the inner future inside the request
+    /// span and task-local context, then sets the response header.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<RequestContext, F>,
+        span: Span,
+        header: HeaderName,
+        value: Option<HeaderValue>,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("span", &self.span)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = this.span.enter();
+            ready!(this.inner.poll(cx))
+        };
+        let mut response = result?;
+        if let Some(value) = this.value.take() {
+            response.headers_mut().insert(this.header.clone(), value);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
