@@ -1,0 +1,382 @@
+//! obs-metrics hot path, encoding and HTTP layer overhead, peers side by side in the same
+//! groups so ratios come from one run:
+//!
+//! - `counter_inc` / `histogram_observe`: fixed-cardinality labels (4 methods x 3 statuses),
+//!   single thread and 2 threads contending on the same series — obs-metrics vs
+//!   prometheus-client `Family` vs `measured` (`CounterVec`/`HistogramVec`);
+//! - `encode_10k_series`: OpenMetrics text of a 10 000-series counter family, obs-metrics
+//!   (through prometheus-client's encoder) vs prometheus-client's own `Family`;
+//! - `http_layer`: one request through an axum router bare, with `HttpMetricsLayer`, and with
+//!   axum-prometheus' layer.
+//!
+//! `cargo bench -p obs --features tower,metrics --bench metrics`
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+mod ours {
+    obs_metrics::label_enum! {
+        /// Method.
+        pub enum Method { Get = "GET", Post = "POST", Put = "PUT", Delete = "DELETE" }
+    }
+    obs_metrics::label_enum! {
+        /// Status.
+        pub enum Status { Ok = "ok", ClientError = "client_error", ServerError = "server_error" }
+    }
+    obs_metrics::label_set! {
+        /// Labels.
+        pub struct Labels { method: Method, status: Status }
+    }
+    pub const ALL: [Labels; 12] = {
+        let m = [Method::Get, Method::Post, Method::Put, Method::Delete];
+        let s = [Status::Ok, Status::ClientError, Status::ServerError];
+        let mut out = [Labels {
+            method: Method::Get,
+            status: Status::Ok,
+        }; 12];
+        let mut i = 0;
+        while i < 12 {
+            out[i] = Labels {
+                method: m[i % 4],
+                status: s[i % 3],
+            };
+            i += 1;
+        }
+        out
+    };
+}
+
+mod pc {
+    use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+    #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+    pub enum Method {
+        Get,
+        Post,
+        Put,
+        Delete,
+    }
+    #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+    pub enum Status {
+        Ok,
+        ClientError,
+        ServerError,
+    }
+    #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Labels {
+        pub method: Method,
+        pub status: Status,
+    }
+    pub fn all() -> [Labels; 12] {
+        let m = [Method::Get, Method::Post, Method::Put, Method::Delete];
+        let s = [Status::Ok, Status::ClientError, Status::ServerError];
+        std::array::from_fn(|i| Labels {
+            method: m[i % 4],
+            status: s[i % 3],
+        })
+    }
+}
+
+mod ms {
+    use measured::{FixedCardinalityLabel, LabelGroup};
+    #[derive(Clone, Copy, Debug, FixedCardinalityLabel)]
+    pub enum Method {
+        Get,
+        Post,
+        Put,
+        Delete,
+    }
+    #[derive(Clone, Copy, Debug, FixedCardinalityLabel)]
+    pub enum Status {
+        Ok,
+        ClientError,
+        ServerError,
+    }
+    #[derive(Clone, Copy, LabelGroup)]
+    #[label(set = LabelsSet)]
+    pub struct Labels {
+        pub method: Method,
+        pub status: Status,
+    }
+    pub fn all() -> [Labels; 12] {
+        let m = [Method::Get, Method::Post, Method::Put, Method::Delete];
+        let s = [Status::Ok, Status::ClientError, Status::ServerError];
+        std::array::from_fn(|i| Labels {
+            method: m[i % 4],
+            status: s[i % 3],
+        })
+    }
+}
+
+/// Per-op time of `op` on this thread while a second thread runs `op` in a loop.
+fn contended(iters: u64, op: &(dyn Fn(u64) + Sync)) -> Duration {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                op(i);
+                i = i.wrapping_add(1);
+            }
+        });
+        let t = Instant::now();
+        for i in 0..iters {
+            op(i);
+        }
+        let el = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        el
+    })
+}
+
+fn counters(c: &mut Criterion) {
+    let registry = obs_metrics::Registry::new();
+    let our: obs_metrics::Counter<ours::Labels> = registry
+        .counter(
+            "bench_total",
+            "Bench.",
+            obs_metrics::Scope::Business,
+            obs_metrics::opts(),
+        )
+        .unwrap();
+    let pcf = prometheus_client::metrics::family::Family::<
+        pc::Labels,
+        prometheus_client::metrics::counter::Counter,
+    >::default();
+    let msv = measured::CounterVec::with_label_set(ms::LabelsSet::new());
+    let (ol, pl, ml) = (ours::ALL, pc::all(), ms::all());
+
+    let mut g = c.benchmark_group("counter_inc");
+    // The floor: one relaxed atomic add on a flat array (what obs-metrics compiles down to).
+    let raw: Vec<std::sync::atomic::AtomicU64> = (0..12)
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect();
+    g.bench_function(BenchmarkId::new("raw AtomicU64 (floor)", "1thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % 12;
+            raw[black_box(i)].fetch_add(1, Ordering::Relaxed)
+        })
+    });
+    g.bench_function(BenchmarkId::new("obs-metrics", "1thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % 12;
+            our.inc(black_box(ol[i]))
+        })
+    });
+    g.bench_function(BenchmarkId::new("prometheus-client", "1thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % 12;
+            pcf.get_or_create(black_box(&pl[i])).inc();
+        })
+    });
+    g.bench_function(BenchmarkId::new("measured", "1thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % 12;
+            msv.inc(black_box(ml[i]))
+        })
+    });
+    g.bench_function(BenchmarkId::new("obs-metrics", "2threads"), |b| {
+        b.iter_custom(|n| contended(n, &|_| our.inc(black_box(ol[0]))))
+    });
+    g.bench_function(BenchmarkId::new("prometheus-client", "2threads"), |b| {
+        b.iter_custom(|n| {
+            contended(n, &|_| {
+                pcf.get_or_create(black_box(&pl[0])).inc();
+            })
+        })
+    });
+    g.bench_function(BenchmarkId::new("measured", "2threads"), |b| {
+        b.iter_custom(|n| contended(n, &|_| msv.inc(black_box(ml[0]))))
+    });
+    g.finish();
+}
+
+fn histograms(c: &mut Criterion) {
+    let registry = obs_metrics::Registry::new();
+    let our: obs_metrics::Histogram<ours::Labels> = registry
+        .histogram(
+            "bench_seconds",
+            "Bench.",
+            obs_metrics::Scope::Business,
+            obs_metrics::opts().buckets(&BUCKETS),
+        )
+        .unwrap();
+    fn mk() -> prometheus_client::metrics::histogram::Histogram {
+        prometheus_client::metrics::histogram::Histogram::new(BUCKETS)
+    }
+    let pcf = prometheus_client::metrics::family::Family::<
+        pc::Labels,
+        prometheus_client::metrics::histogram::Histogram,
+    >::new_with_constructor(mk as fn() -> _);
+    let msv = measured::HistogramVec::with_label_set_and_metadata(
+        ms::LabelsSet::new(),
+        measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
+    );
+    let (ol, pl, ml) = (ours::ALL, pc::all(), ms::all());
+    let values = [0.003, 0.02, 0.07, 0.3, 0.9, 4.0, 12.0];
+
+    let mut g = c.benchmark_group("histogram_observe");
+    g.bench_function(BenchmarkId::new("obs-metrics", "1thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            our.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
+        })
+    });
+    g.bench_function(BenchmarkId::new("prometheus-client", "1thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            pcf.get_or_create(black_box(&pl[i % 12]))
+                .observe(black_box(values[i % 7]))
+        })
+    });
+    g.bench_function(BenchmarkId::new("measured", "1thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            msv.observe(black_box(ml[i % 12]), black_box(values[i % 7]))
+        })
+    });
+    g.bench_function(BenchmarkId::new("obs-metrics", "2threads"), |b| {
+        b.iter_custom(|n| {
+            contended(n, &|i| {
+                our.observe(black_box(ol[0]), values[(i % 7) as usize])
+            })
+        })
+    });
+    g.bench_function(BenchmarkId::new("prometheus-client", "2threads"), |b| {
+        b.iter_custom(|n| {
+            contended(n, &|i| {
+                pcf.get_or_create(black_box(&pl[0]))
+                    .observe(values[(i % 7) as usize])
+            })
+        })
+    });
+    g.bench_function(BenchmarkId::new("measured", "2threads"), |b| {
+        b.iter_custom(|n| {
+            contended(n, &|i| {
+                msv.observe(black_box(ml[0]), values[(i % 7) as usize])
+            })
+        })
+    });
+    g.finish();
+}
+
+fn encoding(c: &mut Criterion) {
+    use obs_metrics::{Format, Scope};
+    let registry = obs_metrics::Registry::new();
+    let our: obs_metrics::DynCounter<2> = registry
+        .dyn_counter(
+            "bench_requests_total",
+            "Bench.",
+            Scope::Business,
+            obs_metrics::opts()
+                .labels(&["tenant", "endpoint"])
+                .max_series(20_000),
+        )
+        .unwrap();
+    let mut pc_registry = prometheus_client::registry::Registry::default();
+    let pcf = prometheus_client::metrics::family::Family::<
+        Vec<(String, String)>,
+        prometheus_client::metrics::counter::Counter,
+    >::default();
+    pc_registry.register("bench_requests", "Bench.", pcf.clone());
+    for t in 0..100 {
+        for e in 0..100 {
+            let (t, e) = (format!("tenant-{t}"), format!("/endpoint/{e}"));
+            our.inc_by([&t, &e], 7);
+            pcf.get_or_create(&vec![("tenant".into(), t), ("endpoint".into(), e)])
+                .inc_by(7);
+        }
+    }
+    let om = registry.encode(Format::OpenMetrics, &[Scope::Business]);
+    let mut pc_om = String::new();
+    prometheus_client::encoding::text::encode(&mut pc_om, &pc_registry).unwrap();
+    assert_eq!(om.lines().count(), pc_om.lines().count());
+
+    let mut g = c.benchmark_group("encode_10k_series");
+    g.bench_function("obs-metrics/openmetrics", |b| {
+        b.iter(|| registry.encode(Format::OpenMetrics, &[Scope::Business]))
+    });
+    g.bench_function("prometheus-client/openmetrics", |b| {
+        b.iter(|| {
+            let mut s = String::new();
+            prometheus_client::encoding::text::encode(&mut s, &pc_registry).unwrap();
+            s
+        })
+    });
+    g.bench_function("obs-metrics/prometheus-text", |b| {
+        b.iter(|| registry.encode(Format::Prometheus, &[Scope::Business]))
+    });
+    g.finish();
+}
+
+fn http_layer(c: &mut Criterion) {
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = || Router::new().route("/users/{id}", get(|| async { "user" }));
+    let bare = base();
+    let registry = obs_metrics::Registry::new();
+    let http = obs_metrics::http::HttpMetrics::register(&registry).unwrap();
+    let with_ours = base().layer(obs_tower::metrics::HttpMetricsLayer::new(http.clone()));
+    // axum-prometheus spawns its upkeep task when the handle is built: needs a runtime.
+    let _enter = rt.enter();
+    let (prom_layer, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
+    let with_axum_prometheus = base().layer(prom_layer);
+
+    let req = || Request::get("/users/42").body(Body::empty()).unwrap();
+    use http::Request;
+    let mut g = c.benchmark_group("http_layer");
+    for (name, app) in [
+        ("bare", bare),
+        ("obs-tower HttpMetricsLayer", with_ours),
+        ("axum-prometheus", with_axum_prometheus),
+    ] {
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                let app = app.clone();
+                async move { app.oneshot(req()).await.unwrap() }
+            })
+        });
+    }
+    g.finish();
+    assert!(
+        http.requests(
+            obs_metrics::http::HttpMethod::Get,
+            Some("/users/{id}"),
+            obs_metrics::http::StatusClass::Success
+        ) > 0
+    );
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = counters, histograms, encoding, http_layer
+}
+criterion_main!(benches);
