@@ -63,6 +63,52 @@ struct Inner {
     client_ip: Option<IpAddr>,
     user_agent: Option<Box<str>>,
     user_id: OnceLock<Box<str>>,
+    trace: OnceLock<TraceIds>,
+}
+
+/// W3C trace-context identifiers of the request's server span (set by the tracing
+/// integration, e.g. obs-tower's OpenTelemetry support), so logs, error reports and metric
+/// exemplars of the request can name its trace without depending on a tracing SDK.
+///
+/// `Display` of [`trace_id`](Self::trace_id) / [`span_id`](Self::span_id) gives the lowercase
+/// hex form used in `traceparent` (32 and 16 characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceIds {
+    /// The 16-byte trace id (all zero is invalid in W3C trace context).
+    pub trace_id: TraceId,
+    /// The 8-byte id of the request's server span.
+    pub span_id: SpanId,
+}
+
+/// A 16-byte W3C trace id; `Display` is 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(pub [u8; 16]);
+
+/// An 8-byte W3C span id; `Display` is 16 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanId(pub [u8; 8]);
+
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    for (i, b) in bytes.iter().enumerate() {
+        buf[2 * i] = HEX[usize::from(b >> 4)];
+        buf[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    // Only ASCII hex digits were written.
+    f.write_str(std::str::from_utf8(&buf[..2 * bytes.len()]).unwrap_or_default())
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
 }
 
 /// HTTP method names: the standard ones are static, anything else is kept as given.
@@ -102,6 +148,7 @@ impl RequestContext {
                 client_ip: None,
                 user_agent: None,
                 user_id: OnceLock::new(),
+                trace: OnceLock::new(),
             },
         }
     }
@@ -153,6 +200,17 @@ impl RequestContext {
             .is_ok()
     }
 
+    /// The request's trace identifiers, once the tracing integration has set them.
+    pub fn trace_ids(&self) -> Option<&TraceIds> {
+        self.inner.trace.get()
+    }
+
+    /// Records the request's trace identifiers (first call wins; returns `false` if they were
+    /// already set). Called by the tracing integration when the server span starts.
+    pub fn set_trace_ids(&self, ids: TraceIds) -> bool {
+        self.inner.trace.set(ids).is_ok()
+    }
+
     /// The context of the request the current task is serving, if any.
     ///
     /// Clones the context (one atomic increment); use [`with_current`](Self::with_current) to
@@ -198,6 +256,7 @@ impl fmt::Debug for RequestContext {
             .field("client_ip", &self.client_ip())
             .field("user_agent", &self.user_agent())
             .field("user_id", &self.user_id())
+            .field("trace_ids", &self.trace_ids())
             .finish()
     }
 }
@@ -352,6 +411,27 @@ mod tests {
             .user_agent("a\x7fb")
             .build();
         assert_eq!(ctx.user_agent(), Some("ab"));
+    }
+
+    #[test]
+    fn trace_ids_are_set_once_and_print_as_w3c_hex() {
+        let ctx = RequestContext::new(id("r8"));
+        assert!(ctx.trace_ids().is_none());
+        let ids = TraceIds {
+            trace_id: TraceId([
+                0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+                0x47, 0x36,
+            ]),
+            span_id: SpanId([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]),
+        };
+        assert!(ctx.clone().set_trace_ids(ids));
+        assert!(!ctx.set_trace_ids(TraceIds {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([1; 8]),
+        }));
+        let got = ctx.trace_ids().unwrap();
+        assert_eq!(got.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(got.span_id.to_string(), "00f067aa0ba902b7");
     }
 
     #[test]

@@ -50,5 +50,5 @@ pub mod request_id;
 pub mod sentry;
 
 pub use config::{Config, ConfigError, ConfigErrors};
-pub use context::{RequestContext, RequestContextBuilder};
+pub use context::{RequestContext, RequestContextBuilder, SpanId, TraceId, TraceIds};
 pub use request_id::{InvalidRequestId, RequestId};
