@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
@@ -59,9 +60,9 @@ pub struct RequestContext {
 struct Inner {
     request_id: RequestId,
     method: Option<Method>,
-    route: Option<Box<str>>,
+    route: Option<SmallStr<ROUTE_INLINE>>,
     client_ip: Option<IpAddr>,
-    user_agent: Option<Box<str>>,
+    user_agent: Option<SmallStr<USER_AGENT_INLINE>>,
     user_id: OnceLock<Box<str>>,
     trace: OnceLock<TraceIds>,
 }
@@ -111,6 +112,45 @@ impl fmt::Display for SpanId {
     }
 }
 
+/// Route templates up to this many bytes live inside the context's one allocation.
+const ROUTE_INLINE: usize = 64;
+/// User agents up to this many bytes (most browsers' and clients') live inline too.
+const USER_AGENT_INLINE: usize = 160;
+
+/// A string stored inline up to `N` (< 256) bytes, on the heap above: building a context
+/// per request then costs one allocation (the `Arc`) instead of one per string field.
+#[derive(Clone)]
+enum SmallStr<const N: usize> {
+    Inline { len: u8, buf: [u8; N] },
+    Heap(Box<str>),
+}
+
+impl<const N: usize> SmallStr<N> {
+    #[inline]
+    fn new(s: &str) -> Self {
+        if s.len() <= N && N < 256 {
+            let mut buf = [0u8; N];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            SmallStr::Inline {
+                len: s.len() as u8,
+                buf,
+            }
+        } else {
+            SmallStr::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole, so always valid UTF-8; reads are rare (logs, reports).
+            SmallStr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default()
+            }
+            SmallStr::Heap(s) => s,
+        }
+    }
+}
+
 /// HTTP method names: the standard ones are static, anything else is kept as given.
 #[derive(Clone)]
 enum Method {
@@ -125,7 +165,7 @@ impl Method {
         ];
         match STANDARD.iter().find(|m| **m == name) {
             Some(m) => Method::Static(m),
-            None => Method::Other(sanitize(name, 32)),
+            None => Method::Other(sanitize(name, 32).into()),
         }
     }
 
@@ -139,6 +179,7 @@ impl Method {
 
 impl RequestContext {
     /// Starts a context for the given request ID.
+    #[inline]
     pub fn builder(request_id: RequestId) -> RequestContextBuilder {
         RequestContextBuilder {
             inner: Inner {
@@ -170,7 +211,7 @@ impl RequestContext {
 
     /// The matched route template (`/users/{id}`), never the raw path; `None` if unmatched.
     pub fn route(&self) -> Option<&str> {
-        self.inner.route.as_deref()
+        self.inner.route.as_ref().map(SmallStr::as_str)
     }
 
     /// The client's IP address as resolved by the edge (trusted proxies honoured there).
@@ -180,7 +221,7 @@ impl RequestContext {
 
     /// The client's user agent, control characters removed, at most [`MAX_USER_AGENT_LEN`] bytes.
     pub fn user_agent(&self) -> Option<&str> {
-        self.inner.user_agent.as_deref()
+        self.inner.user_agent.as_ref().map(SmallStr::as_str)
     }
 
     /// The authenticated user's id, once set with [`set_user_id`](Self::set_user_id).
@@ -196,7 +237,7 @@ impl RequestContext {
     pub fn set_user_id(&self, user_id: impl AsRef<str>) -> bool {
         self.inner
             .user_id
-            .set(sanitize(user_id.as_ref(), MAX_USER_ID_LEN))
+            .set(sanitize(user_id.as_ref(), MAX_USER_ID_LEN).into())
             .is_ok()
     }
 
@@ -268,6 +309,7 @@ pub struct RequestContextBuilder {
 
 impl RequestContextBuilder {
     /// Sets the HTTP method.
+    #[inline]
     pub fn method(mut self, method: &str) -> Self {
         self.inner.method = Some(Method::new(method));
         self
@@ -275,30 +317,38 @@ impl RequestContextBuilder {
 
     /// Sets the matched route template. Pass the template (`/users/{id}`), never the raw path:
     /// raw paths carry ids and personal data and explode metric cardinality.
+    #[inline]
     pub fn route(mut self, route: &str) -> Self {
-        self.inner.route = Some(route.into());
+        self.inner.route = Some(SmallStr::new(route));
         self
     }
 
     /// Sets the client IP address.
+    #[inline]
     pub fn client_ip(mut self, ip: IpAddr) -> Self {
         self.inner.client_ip = Some(ip);
         self
     }
 
     /// Sets the user agent (control characters removed, cut at [`MAX_USER_AGENT_LEN`] bytes).
+    #[inline]
     pub fn user_agent(mut self, user_agent: &str) -> Self {
-        self.inner.user_agent = Some(sanitize(user_agent, MAX_USER_AGENT_LEN));
+        self.inner.user_agent = Some(SmallStr::new(&sanitize(user_agent, MAX_USER_AGENT_LEN)));
         self
     }
 
     /// Sets the authenticated user's id (see [`RequestContext::set_user_id`]).
+    #[inline]
     pub fn user_id(self, user_id: &str) -> Self {
-        let _ = self.inner.user_id.set(sanitize(user_id, MAX_USER_ID_LEN));
+        let _ = self
+            .inner
+            .user_id
+            .set(sanitize(user_id, MAX_USER_ID_LEN).into());
         self
     }
 
     /// Finishes the context.
+    #[inline]
     pub fn build(self) -> RequestContext {
         RequestContext {
             inner: Arc::new(self.inner),
@@ -316,11 +366,11 @@ impl fmt::Debug for RequestContextBuilder {
 
 /// Drops control characters and cuts at `max` bytes on a char boundary, so values copied from
 /// headers cannot inject lines into logs.
-fn sanitize(s: &str, max: usize) -> Box<str> {
-    // Fast path for the usual value (printable ASCII within bounds): one exact-size copy, no
-    // per-char work. It runs for every request's user agent.
+fn sanitize(s: &str, max: usize) -> Cow<'_, str> {
+    // Fast path for the usual value (printable ASCII within bounds): no copy, no per-char
+    // work. It runs for every request's user agent.
     if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Box::from(s);
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len().min(max));
     for c in s.chars().filter(|c| !c.is_control()) {
@@ -329,7 +379,7 @@ fn sanitize(s: &str, max: usize) -> Box<str> {
         }
         out.push(c);
     }
-    out.into_boxed_str()
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -536,7 +536,12 @@ fn build_context<B>(config: &Config, req: &Request<B>, id: RequestId) -> Request
         if let Some(ua) = req
             .headers()
             .get(USER_AGENT)
-            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            // `to_str` is the cheap visible-ASCII check; other UTF-8 is kept (sanitized).
+            .and_then(|v| {
+                v.to_str()
+                    .ok()
+                    .or_else(|| std::str::from_utf8(v.as_bytes()).ok())
+            })
         {
             builder = builder.user_agent(ua);
         }

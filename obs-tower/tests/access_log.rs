@@ -186,6 +186,7 @@ async fn without_request_id_layer_logs_without_request_id() {
 
 #[tokio::test]
 async fn nothing_captured_when_the_target_is_disabled() {
+    let _serial = common::serial();
     use tracing_subscriber::layer::SubscriberExt;
     let logs = common::Logs::default();
     let filter = tracing_subscriber::filter::Targets::new()

@@ -185,6 +185,7 @@ async fn hostile_user_agent_cannot_inject_log_lines() {
 #[cfg(feature = "axum")]
 #[tokio::test]
 async fn raw_control_bytes_on_the_wire() {
+    let _serial = common::serial();
     use axum::{routing::get, Router};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -86,6 +86,7 @@ fn with_peer(mut req: Request<()>, peer: &str) -> Request<()> {
 
 #[tokio::test]
 async fn generates_a_uuid_v7_when_absent_and_sets_it_everywhere() {
+    let _serial = common::serial();
     let (res, seen) = run(RequestIdLayer::new(), get(&[])).await;
     let id = response_id(&res);
     assert!(is_uuid_v7(&id), "{id}");
@@ -106,6 +107,7 @@ async fn generates_a_uuid_v7_when_absent_and_sets_it_everywhere() {
 
 #[tokio::test]
 async fn accepts_a_valid_inbound_id_by_default() {
+    let _serial = common::serial();
     let (res, seen) = run(RequestIdLayer::new(), get(&[("x-request-id", "req-789")])).await;
     assert_eq!(response_id(&res), "req-789");
     assert_eq!(seen.ext_id, "req-789");
@@ -114,6 +116,7 @@ async fn accepts_a_valid_inbound_id_by_default() {
 
 #[tokio::test]
 async fn trust_never_always_generates_and_overwrites_the_request_header() {
+    let _serial = common::serial();
     let layer = RequestIdLayer::new().trust(Trust::Never);
     let (res, seen) = run(layer, get(&[("x-request-id", "req-789")])).await;
     let id = response_id(&res);
@@ -124,6 +127,7 @@ async fn trust_never_always_generates_and_overwrites_the_request_header() {
 
 #[tokio::test]
 async fn trust_from_proxies_depends_on_the_peer() {
+    let _serial = common::serial();
     let proxies = TrustedProxies::parse_list("10.0.0.0/8").unwrap();
     let layer = RequestIdLayer::new().trust(Trust::FromProxies(proxies));
 
@@ -145,6 +149,7 @@ async fn trust_from_proxies_depends_on_the_peer() {
 
 #[tokio::test]
 async fn client_ip_uses_trusted_proxies_and_user_agent_is_sanitized() {
+    let _serial = common::serial();
     let layer = RequestIdLayer::new().behind_proxies(TrustedProxies::loopback());
     let req = with_peer(
         get(&[
@@ -179,6 +184,7 @@ async fn client_ip_uses_trusted_proxies_and_user_agent_is_sanitized() {
 
 #[tokio::test]
 async fn custom_and_alternative_header_names() {
+    let _serial = common::serial();
     let layer = RequestIdLayer::new()
         .header_name(http::HeaderName::from_static("x-trace-id"))
         .accept_header(http::HeaderName::from_static("x-correlation-id"));
@@ -220,6 +226,7 @@ async fn custom_and_alternative_header_names() {
 
 #[tokio::test]
 async fn identical_duplicates_are_accepted() {
+    let _serial = common::serial();
     let req = Request::get("/")
         .header("x-request-id", "dup-1")
         .header("x-request-id", "dup-1")
@@ -231,6 +238,7 @@ async fn identical_duplicates_are_accepted() {
 
 #[tokio::test]
 async fn response_header_set_by_the_handler_is_replaced() {
+    let _serial = common::serial();
     let svc = RequestIdLayer::new().layer(service_fn(|_req: Request<()>| async {
         let mut res = Response::new(());
         res.headers_mut().insert(
@@ -251,6 +259,7 @@ struct MyError(&'static str);
 
 #[tokio::test]
 async fn inner_error_type_is_preserved() {
+    let _serial = common::serial();
     let svc = RequestIdLayer::new().layer(service_fn(|_req: Request<()>| async {
         Err::<Response<()>, _>(MyError("boom"))
     }));
@@ -298,6 +307,7 @@ async fn span_named_request_carries_id_method_route_and_wraps_the_handler() {
 
 #[tokio::test]
 async fn span_level_is_configurable() {
+    let _serial = common::serial();
     use tracing_subscriber::layer::SubscriberExt;
     let logs = common::Logs::default();
     let subscriber = tracing_subscriber::registry()
@@ -405,6 +415,7 @@ mod with_axum {
 
 #[tokio::test]
 async fn nested_layers_keep_the_outer_id_whatever_the_inner_trust() {
+    let _serial = common::serial();
     let inner = RequestIdLayer::new().trust(Trust::Never);
     let svc = tower::ServiceBuilder::new()
         .layer(RequestIdLayer::new())

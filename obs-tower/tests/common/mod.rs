@@ -2,7 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::fmt::MakeWriter;
@@ -57,9 +57,30 @@ impl<'a> MakeWriter<'a> for Logs {
     }
 }
 
+/// Serializes the tests of one binary that touch tracing.
+///
+/// tracing caches each callsite's interest globally. With per-thread test subscribers, a
+/// callsite shared by several tests (the layers' own `request` span and `obs::access` event)
+/// can be registered by one thread while another installs its subscriber and rebuilds the
+/// cache; the callsite then stays cached as "never" and a later test sees no span (a rare
+/// flake seen under load). Holding this lock for the whole test removes the overlap.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    // A failed test poisons the lock; the next test must still run.
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Keeps the test's subscriber installed and the binary's tracing tests serialized.
+pub struct CaptureGuard {
+    _default: DefaultGuard,
+    _serial: MutexGuard<'static, ()>,
+}
+
 /// Installs a JSON subscriber (all levels, current span and span list included) as the
-/// thread's default until the guard drops. Use with current-thread runtimes.
-pub fn capture() -> (Logs, DefaultGuard) {
+/// thread's default until the guard drops, serialized with the binary's other tracing tests
+/// (see [`serial`]). Use with current-thread runtimes.
+pub fn capture() -> (Logs, CaptureGuard) {
+    let serial = serial();
     let logs = Logs::default();
     let subscriber = tracing_subscriber::registry().with(
         tracing_subscriber::fmt::layer()
@@ -68,6 +89,13 @@ pub fn capture() -> (Logs, DefaultGuard) {
             .with_span_list(true)
             .with_writer(logs.clone()),
     );
-    let guard = tracing::subscriber::set_default(subscriber);
-    (logs, guard)
+    let default = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    (
+        logs,
+        CaptureGuard {
+            _default: default,
+            _serial: serial,
+        },
+    )
 }
