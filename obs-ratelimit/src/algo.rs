@@ -21,20 +21,33 @@ pub(crate) struct Outcome {
     pub(crate) now_us: u64,
 }
 
-/// Exact mode: a log of admissions `(time, count)`, oldest first.
+/// Exact mode: a log of admissions, oldest first, as `(time, cumulative count)`.
+///
+/// Storing the running total instead of per-entry counts makes "when does the k-th oldest
+/// admission leave the window" a binary search (O(log n)) instead of a walk over the log, so a
+/// client hammering at its limit costs O(log limit) per denial, not O(limit)
+/// (python-limits #268). Admissions at the same instant share one entry.
 #[derive(Debug, Default)]
 pub(crate) struct ExactLog {
-    entries: VecDeque<(u64, u32)>,
-    total: u64,
+    entries: VecDeque<(u64, u64)>,
+    /// Cumulative count of the admissions already trimmed out of the window.
+    removed: u64,
 }
 
 impl ExactLog {
+    /// Admissions in the window.
+    fn total(&self) -> u64 {
+        self.entries
+            .back()
+            .map_or(0, |&(_, cum)| cum - self.removed)
+    }
+
     fn trim(&mut self, now: u64, window: u64) {
         // An admission at `t` counts while `t > now - window` (it frees at exactly `t + window`).
-        while let Some(&(t, n)) = self.entries.front() {
+        while let Some(&(t, cum)) = self.entries.front() {
             if t.saturating_add(window) <= now {
                 self.entries.pop_front();
-                self.total -= u64::from(n);
+                self.removed = cum;
             } else {
                 break;
             }
@@ -43,31 +56,26 @@ impl ExactLog {
 
     /// Time at which the admission with 0-based index `idx` (oldest first) leaves the window.
     fn free_at(&self, idx: u64, window: u64) -> u64 {
-        let mut seen = 0u64;
-        for &(t, n) in &self.entries {
-            seen += u64::from(n);
-            if seen > idx {
-                return t + window;
-            }
-        }
-        0
+        let target = self.removed + idx + 1;
+        let i = self.entries.partition_point(|&(_, cum)| cum < target);
+        self.entries.get(i).map_or(0, |&(t, _)| t + window)
     }
 
     pub(crate) fn decide(&mut self, now: u64, window: u64, limit: u64, cost: u32) -> Outcome {
         self.trim(now, window);
         let cost64 = u64::from(cost);
         let mut allowed = false;
-        if cost64 <= limit && self.total + cost64 <= limit {
+        if cost64 <= limit && self.total() + cost64 <= limit {
             allowed = true;
             if cost > 0 {
+                let base = self.entries.back().map_or(self.removed, |&(_, cum)| cum);
                 match self.entries.back_mut() {
-                    Some((t, n)) if *t == now => *n += cost,
-                    _ => self.entries.push_back((now, cost)),
+                    Some((t, cum)) if *t == now => *cum += cost64,
+                    _ => self.entries.push_back((now, base + cost64)),
                 }
-                self.total += cost64;
             }
         }
-        let count = self.total;
+        let count = self.total();
         let retry_us = if allowed {
             0
         } else if cost64 > limit {
@@ -95,19 +103,27 @@ impl ExactLog {
 
     /// Takes back up to `cost` admissions made at `at`.
     pub(crate) fn refund(&mut self, at: u64, cost: u32) {
-        let mut left = cost;
-        for (t, n) in self.entries.iter_mut().rev() {
-            if *t < at || left == 0 {
-                break;
-            }
-            if *t == at {
-                let take = left.min(*n);
-                *n -= take;
-                left -= take;
-                self.total -= u64::from(take);
-            }
+        // Times never decrease and admissions at one instant share an entry: at most one
+        // entry has time `at`.
+        let j = self.entries.partition_point(|&(t, _)| t < at);
+        let Some(&(t, cum)) = self.entries.get(j) else {
+            return;
+        };
+        if t != at {
+            return;
         }
-        self.entries.retain(|&(_, n)| n > 0);
+        let before = if j == 0 {
+            self.removed
+        } else {
+            self.entries[j - 1].1
+        };
+        let take = u64::from(cost).min(cum - before);
+        for entry in self.entries.range_mut(j..) {
+            entry.1 -= take;
+        }
+        if self.entries[j].1 == before {
+            self.entries.remove(j);
+        }
     }
 
     /// When this log stops mattering (everything in it has left the window).
