@@ -1,7 +1,9 @@
 //! The one-pass scanner: a 256-entry trigger table picks the few bytes where a detector can
 //! start (`@`, digits at a word start, `:`, `=`, `-`, `_`, `J` of `eyJ`, `A` of `AKIA`, `b` of
-//! `bearer`, `[` of our own markers, ...); only there does a small hand-written validator run
-//! on a bounded window. Every validator is linear in the bytes it looks at, and a rejected
+//! `bearer`, `[` of our own markers, ...); the scanner steps to the next one eight bytes at a
+//! time (a branch-free mask of eight table look-ups), and only there does a small
+//! hand-written validator run on a bounded window. ISO-8601 timestamps are skipped in one
+//! step ([`timestamp_end`]). Every validator is linear in the bytes it looks at, and a rejected
 //! candidate never makes the scanner go back, so the whole scan is O(n) with a small constant
 //! on any input.
 
@@ -99,6 +101,9 @@ pub(crate) struct Scanner {
     to_eol: Vec<u16>,
     /// Sorted rule ids, to recognise our own markers (`[email]`, `[token:v1:0123...]`).
     marker_ids: Vec<Box<[u8]>>,
+    /// ISO-8601 timestamps are skipped in one step (see [`timestamp_end`]); off when a key
+    /// entry could match a timestamp's words.
+    ts_skip: bool,
 }
 
 #[inline]
@@ -143,6 +148,107 @@ fn run(b: &[u8], from: usize, max: usize, f: impl Fn(u8) -> bool) -> usize {
         j += 1;
     }
     j
+}
+
+/// The bytes of an in-text key: `[A-Za-z0-9_.-]`.
+const KEY_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.';
+        i += 1;
+    }
+    t
+};
+
+/// A byte of an in-text key (`[A-Za-z0-9_.-]`).
+#[inline]
+fn key_byte(c: u8) -> bool {
+    KEY_BYTES[usize::from(c)]
+}
+
+/// End of an ISO-8601 / RFC 3339 date or timestamp starting at `s` (`2024-01-15`,
+/// `2024-01-15T10:30`, `2024-01-15 10:30:00.123456Z`, `2026-11-22T03:54:13+01:00`), when the
+/// byte after it ends a token (whitespace, a quote, one of `, ; ) ] } | & < > \`, the end).
+///
+/// The scanner jumps over such a timestamp in one step instead of visiting its ~12 trigger
+/// bytes (digit runs, `-`, `:`, `+`). That is exact, not a heuristic: with the timestamp
+/// preceded by a byte that cannot continue a key, no detector can start inside it (no run of
+/// 3+ digits but the year and a fraction after `.`, no 8 hex digits before a `-`, an
+/// IPv6 candidate of at most 3 groups, `+hh:mm` far from 8 phone digits), and every in-text
+/// key before one of its `:` consists of digits and `t` only, which no key entry matches
+/// (the fast path is off otherwise, see [`KeyMatcher::timestamp_like`]). The terminator
+/// check keeps anything that could extend a candidate past the end (`:`, `.`, `@`, `-`,
+/// word bytes) on the slow path.
+fn timestamp_end(b: &[u8], s: usize) -> Option<usize> {
+    let d = |k: usize| at(b, k).is_ascii_digit();
+    let date = d(s)
+        && d(s + 1)
+        && d(s + 2)
+        && d(s + 3)
+        && at(b, s + 4) == b'-'
+        && d(s + 5)
+        && d(s + 6)
+        && at(b, s + 7) == b'-'
+        && d(s + 8)
+        && d(s + 9);
+    if !date {
+        return None;
+    }
+    let mut e = s + 10;
+    if matches!(at(b, e), b'T' | b' ') && d(e + 1) && d(e + 2) && at(b, e + 3) == b':' {
+        if !(d(e + 4) && d(e + 5)) {
+            return None;
+        }
+        e += 6;
+        if at(b, e) == b':' {
+            if !(d(e + 1) && d(e + 2)) {
+                return None;
+            }
+            e += 3;
+            // only a `.` fraction: after `,` a digit run starts a card/SSN candidate
+            if at(b, e) == b'.' && d(e + 1) {
+                let f = run(b, e + 1, 10, |c| c.is_ascii_digit());
+                if f - (e + 1) > 9 {
+                    return None;
+                }
+                e = f;
+            }
+        }
+        match at(b, e) {
+            b'Z' | b'z' => e += 1,
+            b'+' | b'-' if d(e + 1) && d(e + 2) => {
+                e += 3;
+                if at(b, e) == b':' && d(e + 1) && d(e + 2) {
+                    e += 3;
+                } else if d(e) && d(e + 1) {
+                    e += 2;
+                }
+            }
+            _ => {}
+        }
+    }
+    let ends = e == b.len()
+        || matches!(
+            b[e],
+            b' ' | b'\t'
+                | b'\n'
+                | b'\r'
+                | b'"'
+                | b'\''
+                | b','
+                | b';'
+                | b')'
+                | b']'
+                | b'}'
+                | b'|'
+                | b'&'
+                | b'<'
+                | b'>'
+                | b'\\'
+        );
+    ends.then_some(e)
 }
 
 const VERSION_WORDS: &[&[u8]] = &[b"version", b"ver", b"release", b"build", b"firmware"];
@@ -205,12 +311,14 @@ impl Scanner {
         if on(Det::Phone) {
             set(b"+(");
         }
+        let ts_skip = !keys.timestamp_like();
         Self {
             det,
             trig,
             keys,
             to_eol,
             marker_ids,
+            ts_skip,
         }
     }
 
@@ -237,15 +345,34 @@ impl Scanner {
         let mut v6_until = 0usize;
         let t = &self.trig;
         while i < n {
-            let Some(&c) = b.get(i) else {
-                break;
-            };
-            if !t[usize::from(c)] {
+            if !t[usize::from(b[i])] {
+                // skip to the next trigger byte, eight bytes per step (branch-free inside)
                 i += 1;
-                continue;
+                let Some(chunk) = b.get(i..i + 8) else {
+                    continue;
+                };
+                let m = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |m, (k, &c)| m | u32::from(t[usize::from(c)]) << k);
+                if m == 0 {
+                    i += 8;
+                    continue;
+                }
+                i += m.trailing_zeros() as usize;
             }
+            let c = b[i];
             let found = match c {
-                b'0'..=b'9' => self.at_digit(b, i, covered, ctx),
+                b'0'..=b'9' => {
+                    if self.ts_skip && at(b, i + 4) == b'-' && !key_byte(before(b, i)) {
+                        if let Some(e) = timestamp_end(b, i) {
+                            // no detector can match inside (or start in) a timestamp
+                            i = e;
+                            continue;
+                        }
+                    }
+                    self.at_digit(b, i, covered, ctx)
+                }
                 b'@' => self.email(b, i, i + 1, covered),
                 b'%' if at(b, i + 1) == b'4' && at(b, i + 2) == b'0' => {
                     self.email(b, i, i + 3, covered)
@@ -853,13 +980,12 @@ impl Scanner {
                 k_end -= 1;
             }
         }
-        let mut k_start = k_end;
-        while k_start > 0
-            && k_end - k_start <= 64
-            && (alnum(b[k_start - 1]) || matches!(b[k_start - 1], b'_' | b'-' | b'.'))
-        {
-            k_start -= 1;
-        }
+        // up to 65 key bytes back: a longer run is not a key
+        let floor = k_end.saturating_sub(65);
+        let k_start = b[floor..k_end]
+            .iter()
+            .rposition(|&c| !KEY_BYTES[usize::from(c)])
+            .map_or(floor, |p| floor + p + 1);
         if k_start == k_end
             || k_end - k_start > 64
             || k_start < covered

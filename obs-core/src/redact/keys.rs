@@ -1,5 +1,9 @@
 //! Key matching: split a key into words, then look up consecutive word windows in a small
 //! sorted set (no regex alternation, no hashing, no allocation for keys up to 64 bytes).
+//! Before any splitting, a key is rejected when it is shorter than every entry or its set
+//! of (case-folded) bytes contains no entry's byte set — one table look-up per byte, which
+//! turns away most keys of log lines (`status`, `order_id`, `duration_ms`); a key of one
+//! word (letters in one case after the first: `tokens`, `Password`) is looked up whole.
 //!
 //! Splitting rules: any non-alphanumeric ASCII byte separates words (`_`, `-`, `.`, space,
 //! ...); a lower-case letter followed by an upper-case one starts a new word (`authToken`);
@@ -105,6 +109,53 @@ pub(crate) struct KeyMatcher {
     first1: [u64; 4],
     /// Exact-ish filter on (length, first byte, last byte) of every entry.
     shape: [u64; 64],
+    /// Minimal byte-set masks ([`byte_mask`]) of the entries, padded with `u32::MAX` (never
+    /// contained): a key whose byte set contains none of them cannot match (a window equal
+    /// to an entry holds all its bytes). All zero (filter off) past `MAX_MASKS`.
+    masks: [u32; MAX_MASKS],
+    /// Length of the shortest entry: a key with fewer bytes cannot match.
+    min_len: usize,
+    /// Some entry is made of digits and `t` only, so it could match words of an ISO-8601
+    /// timestamp (`2024-01-15T10`): the scanner's timestamp fast path is then off.
+    timestamp_like: bool,
+}
+
+/// Flag bit in [`BYTE_BITS`]: an upper-case ASCII letter.
+const UPPER: u32 = 1 << 28;
+/// Flag bit in [`BYTE_BITS`]: a lower-case ASCII letter.
+const LOWER: u32 = 1 << 29;
+/// Flag bit in [`BYTE_BITS`]: anything but an ASCII letter.
+const OTHER: u32 = 1 << 30;
+/// The word-byte bits of [`BYTE_BITS`] (no flags).
+const WORD_BITS: u32 = (1 << 28) - 1;
+/// How many minimal entry masks the filter holds; with more, it lets every key through.
+const MAX_MASKS: usize = 16;
+
+/// Per byte: a word-byte bit (letters of either case 0-25, any digit 26, any non-ASCII byte
+/// 27, separators none) plus one flag (`UPPER`, `LOWER`, `OTHER`).
+const BYTE_BITS: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b'a'..=b'z' => 1 << (c - b'a') | LOWER,
+            b'A'..=b'Z' => 1 << (c - b'A') | UPPER,
+            b'0'..=b'9' => 1 << 26 | OTHER,
+            0x80..=0xff => 1 << 27 | OTHER,
+            _ => OTHER,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The union of [`BYTE_BITS`] over `bytes`: the set of (case-folded) word bytes plus flags.
+#[inline]
+fn byte_mask(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0u32, |m, &c| m | BYTE_BITS[usize::from(c)])
 }
 
 #[inline]
@@ -120,6 +171,9 @@ impl Default for KeyMatcher {
             first2: [0; 16],
             first1: [0; 4],
             shape: [0; 64],
+            masks: [u32::MAX; MAX_MASKS],
+            min_len: usize::MAX,
+            timestamp_like: false,
         }
     }
 }
@@ -148,6 +202,25 @@ impl KeyMatcher {
             Ok(_) => false,
             Err(pos) => {
                 self.len_mask |= len_bit(normalized.len());
+                self.min_len = self.min_len.min(normalized.len());
+                // keep only minimal masks: an entry whose byte set contains another
+                // entry's passes the filter whenever that one does
+                let m = byte_mask(&normalized) & WORD_BITS;
+                if !self.masks.iter().any(|&o| o & !m == 0) {
+                    let mut kept: Vec<u32> = self
+                        .masks
+                        .iter()
+                        .copied()
+                        .filter(|&o| o != u32::MAX && m & !o != 0)
+                        .collect();
+                    kept.push(m);
+                    if kept.len() > MAX_MASKS {
+                        kept = vec![0];
+                    }
+                    kept.resize(MAX_MASKS, u32::MAX);
+                    self.masks.copy_from_slice(&kept);
+                }
+                self.timestamp_like |= normalized.iter().all(|&c| c.is_ascii_digit() || c == b't');
                 if !normalized.is_empty() {
                     let h = h3(&normalized);
                     self.shape[h >> 6] |= 1 << (h & 63);
@@ -170,9 +243,36 @@ impl KeyMatcher {
         self.entries.is_empty()
     }
 
+    /// Whether some entry (digits and `t` only) could match the words of a timestamp.
+    pub(crate) fn timestamp_like(&self) -> bool {
+        self.timestamp_like
+    }
+
     /// The rule of the longest entry matching whole consecutive words of `key`.
     pub(crate) fn find(&self, key: &[u8]) -> Option<u16> {
-        if self.entries.is_empty() || key.is_empty() || !self.may_match(key) {
+        // the normalised key (separators dropped) is never longer than the key itself
+        if key.len() < self.min_len {
+            return None;
+        }
+        let (&first, rest) = key.split_first()?;
+        let first_bits = BYTE_BITS[usize::from(first)];
+        let rest_bits = byte_mask(rest);
+        if !self.may_contain(first_bits | rest_bits) {
+            return None;
+        }
+        // Fast path: letters only, in one case after the first (`tokens`, `Password`,
+        // `COOKIE`) is a single word, so the whole lower-cased key is the only window.
+        let rest_flags = rest_bits & !WORD_BITS;
+        let one_word = first_bits & OTHER == 0
+            && (rest_flags == LOWER || rest_flags == 0 || rest_flags & !first_bits == 0);
+        if one_word && key.len() <= STACK_KEY {
+            let mut buf = [0u8; STACK_KEY];
+            let lower = &mut buf[..key.len()];
+            lower.copy_from_slice(key);
+            lower.make_ascii_lowercase();
+            return self.lookup(lower);
+        }
+        if !self.may_match(key) {
             return None;
         }
         if key.len() <= STACK_KEY {
@@ -184,6 +284,29 @@ impl KeyMatcher {
             let mut bounds = vec![0u16; key.len() + 1];
             self.find_in(key, &mut buf, &mut bounds)
         }
+    }
+
+    /// Does the key's byte set `k` ([`byte_mask`]) contain some entry's byte set? One table
+    /// look-up per byte and one AND per distinct entry mask; rejects most keys (`status`,
+    /// `duration_ms`, `order_id`, `route`) before any word splitting.
+    #[inline]
+    fn may_contain(&self, k: u32) -> bool {
+        self.masks
+            .iter()
+            .fold(0u32, |any, &m| any | u32::from(m & !k == 0))
+            != 0
+    }
+
+    /// The rule of the entry equal to the normalised word window `w`.
+    #[inline]
+    fn lookup(&self, w: &[u8]) -> Option<u16> {
+        if self.len_mask & len_bit(w.len()) == 0 || !bit(&self.shape, h3(w)) {
+            return None;
+        }
+        self.entries
+            .binary_search_by(|(e, _)| e.as_ref().cmp(w))
+            .ok()
+            .map(|i| self.entries[i].1)
     }
 
     /// Cheap pass without writes: does any word start with bytes some entry starts with?
@@ -239,16 +362,9 @@ impl KeyMatcher {
                 if self.len_mask & len_bit(len) == 0 {
                     continue;
                 }
-                let slice = &buf[start..end];
-                if !bit(&self.shape, h3(slice)) {
-                    continue;
-                }
-                if let Ok(i) = self
-                    .entries
-                    .binary_search_by(|(e, _)| e.as_ref().cmp(slice))
-                {
+                if let Some(rule) = self.lookup(&buf[start..end]) {
                     if best.is_none_or(|(l, _)| len > l) {
-                        best = Some((len, self.entries[i].1));
+                        best = Some((len, rule));
                     }
                 }
             }

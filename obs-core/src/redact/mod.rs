@@ -63,7 +63,8 @@
 //! concatenate to the entry's own words (`api_key` → `apikey`). So `api_key` matches
 //! `apiKey`, `x-api-key`, `APIKEY`; `auth` matches `auth_token` and `X-Auth` but **not**
 //! `author`, `authenticated` or `oauth`; `token` does not match `tokens`. Lookup is a binary
-//! search in a sorted word set, with no regex and no allocation for keys up to 64 bytes.
+//! search in a sorted word set behind cheap filters (length, byte set), with no regex and
+//! no allocation for keys up to 64 bytes.
 //! The rule id of a key rule is the entry as given (`api_key`), so its replacement is
 //! `[api_key]`.
 //!
@@ -128,9 +129,13 @@
 //!
 //! # Speed
 //!
-//! One pass per string: a 256-entry table marks the bytes where a detector can start, and
-//! only there does a hand-written validator run on a bounded window (see `benches/redact.rs`
-//! and `benches/README.md` for numbers against a naive all-regex baseline). Hand-written
+//! One pass per string: a 256-entry table marks the bytes where a detector can start; the
+//! scanner steps to the next such byte eight bytes at a time, and only there does a
+//! hand-written validator run on a bounded window. ISO-8601 timestamps (`2024-01-15T10:30:00Z`)
+//! are skipped in one step (exactly: no detector can match inside one); an in-text key is
+//! rejected by its length and byte set before any word splitting, and a one-word key
+//! (`status`, `Password`) is looked up directly (see `benches/redact.rs` and
+//! `benches/README.md` for numbers against a naive all-regex baseline). Hand-written
 //! validators instead of the `regex` crate: a single pass with checksum validation is
 //! measurably faster than running one regex per detector, and no pattern can blow up in
 //! compile size (the Sentry Relay incident); user regexes get a compile-size limit.
