@@ -4,6 +4,12 @@
 //! - `counter_inc` / `histogram_observe`: fixed-cardinality labels (4 methods x 3 statuses),
 //!   single thread and 2 threads contending on the same series — obs-metrics vs
 //!   prometheus-client `Family` vs `measured` (`CounterVec`/`HistogramVec`);
+//! - `histogram_observe` also has obs-metrics with exemplars (`request_id` + `trace_id`)
+//!   outside a request context and inside one, so the cost of exemplars is visible;
+//! - `counter_inc_string_labels`: 3 labels (method, route, status) as prometheus-client users
+//!   usually write them (`String` fields, derived `EncodeLabelSet`; label set prebuilt, or
+//!   built per call from `&str`s as a middleware does) vs obs-metrics' enum label set, 1 thread
+//!   and 2 threads on the same series;
 //! - `encode_10k_series`: OpenMetrics text of a 10 000-series counter family, obs-metrics
 //!   (through prometheus-client's encoder) vs prometheus-client's own `Family`;
 //! - `http_layer`: one request through an axum router bare, with `HttpMetricsLayer`, and with
@@ -51,6 +57,68 @@ mod ours {
         }
         out
     };
+}
+
+mod ours3 {
+    obs_metrics::label_enum! {
+        /// Method.
+        pub enum Method { Get = "GET", Post = "POST", Put = "PUT", Delete = "DELETE" }
+    }
+    obs_metrics::label_enum! {
+        /// Route.
+        pub enum Route { Users = "/api/users/{id}", Assets = "/api/assets/{type}/generate", Health = "/health/ready" }
+    }
+    obs_metrics::label_enum! {
+        /// Status class.
+        pub enum Class { S2 = "2xx", S4 = "4xx", S5 = "5xx" }
+    }
+    obs_metrics::label_set! {
+        /// Labels.
+        pub struct Labels { method: Method, route: Route, status: Class }
+    }
+    pub fn all() -> [Labels; 12] {
+        let m = [Method::Get, Method::Post, Method::Put, Method::Delete];
+        let r = [Route::Users, Route::Assets, Route::Health];
+        let s = [Class::S2, Class::S4, Class::S5];
+        std::array::from_fn(|i| Labels {
+            method: m[i % 4],
+            route: r[i % 3],
+            status: s[(i / 4) % 3],
+        })
+    }
+}
+
+mod pc_str {
+    use prometheus_client::encoding::EncodeLabelSet;
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct Labels {
+        pub method: String,
+        pub route: String,
+        pub status: String,
+    }
+    pub const RAW: [(&str, &str, &str); 12] = {
+        let m = ["GET", "POST", "PUT", "DELETE"];
+        let r = [
+            "/api/users/{id}",
+            "/api/assets/{type}/generate",
+            "/health/ready",
+        ];
+        let s = ["2xx", "4xx", "5xx"];
+        let mut out = [("", "", ""); 12];
+        let mut i = 0;
+        while i < 12 {
+            out[i] = (m[i % 4], r[i % 3], s[(i / 4) % 3]);
+            i += 1;
+        }
+        out
+    };
+    pub fn build(raw: (&str, &str, &str)) -> Labels {
+        Labels {
+            method: raw.0.to_owned(),
+            route: raw.1.to_owned(),
+            status: raw.2.to_owned(),
+        }
+    }
 }
 
 mod pc {
@@ -201,8 +269,107 @@ fn counters(c: &mut Criterion) {
     g.finish();
 }
 
+fn string_label_counters(c: &mut Criterion) {
+    let registry = obs_metrics::Registry::new();
+    let our: obs_metrics::Counter<ours3::Labels> = registry
+        .counter(
+            "bench3_total",
+            "Bench.",
+            obs_metrics::Scope::Business,
+            obs_metrics::opts(),
+        )
+        .unwrap();
+    let pcf = prometheus_client::metrics::family::Family::<
+        pc_str::Labels,
+        prometheus_client::metrics::counter::Counter,
+    >::default();
+    let ol = ours3::all();
+    let pl: Vec<pc_str::Labels> = pc_str::RAW.iter().map(|r| pc_str::build(*r)).collect();
+    // Same series on both sides.
+    our.inc(ol[0]);
+    pcf.get_or_create(&pc_str::build(pc_str::RAW[0])).inc();
+    assert_eq!(our.get(ol[0]), pcf.get_or_create(&pl[0]).get());
+
+    let mut g = c.benchmark_group("counter_inc_string_labels");
+    g.bench_function(BenchmarkId::new("obs-metrics", "1thread"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % 12;
+            our.inc(black_box(ol[i]))
+        })
+    });
+    g.bench_function(
+        BenchmarkId::new("prometheus-client prebuilt", "1thread"),
+        |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % 12;
+                pcf.get_or_create(black_box(&pl[i])).inc();
+            })
+        },
+    );
+    g.bench_function(
+        BenchmarkId::new("prometheus-client built per call", "1thread"),
+        |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % 12;
+                pcf.get_or_create(&pc_str::build(black_box(pc_str::RAW[i])))
+                    .inc();
+            })
+        },
+    );
+    g.bench_function(BenchmarkId::new("obs-metrics", "2threads"), |b| {
+        b.iter_custom(|n| contended(n, &|_| our.inc(black_box(ol[0]))))
+    });
+    g.bench_function(
+        BenchmarkId::new("prometheus-client prebuilt", "2threads"),
+        |b| {
+            b.iter_custom(|n| {
+                contended(n, &|_| {
+                    pcf.get_or_create(black_box(&pl[0])).inc();
+                })
+            })
+        },
+    );
+    g.bench_function(
+        BenchmarkId::new("prometheus-client built per call", "2threads"),
+        |b| {
+            b.iter_custom(|n| {
+                contended(n, &|_| {
+                    pcf.get_or_create(&pc_str::build(black_box(pc_str::RAW[0])))
+                        .inc();
+                })
+            })
+        },
+    );
+    g.finish();
+}
+
 fn histograms(c: &mut Criterion) {
     let registry = obs_metrics::Registry::new();
+    let with_exemplars: obs_metrics::Histogram<ours::Labels> = registry
+        .histogram(
+            "bench_ex_seconds",
+            "Bench.",
+            obs_metrics::Scope::Business,
+            obs_metrics::opts().buckets(&BUCKETS).exemplars(),
+        )
+        .unwrap();
+    let request = obs_core::RequestContext::new(obs_core::RequestId::generate());
+    request.set_trace_ids(obs_core::TraceIds {
+        trace_id: obs_core::TraceId([0xab; 16]),
+        span_id: obs_core::SpanId([1; 8]),
+    });
+    // The in-request case really records exemplars.
+    request
+        .clone()
+        .sync_scope(|| with_exemplars.observe(ours::ALL[0], 0.3));
+    let om = registry.encode(
+        obs_metrics::Format::OpenMetrics,
+        &[obs_metrics::Scope::Business],
+    );
+    assert!(om.contains(" # {request_id=\""), "exemplars are recorded");
     let our: obs_metrics::Histogram<ours::Labels> = registry
         .histogram(
             "bench_seconds",
@@ -233,6 +400,28 @@ fn histograms(c: &mut Criterion) {
             our.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
         })
     });
+    g.bench_function(
+        BenchmarkId::new("obs-metrics +exemplars, no request", "1thread"),
+        |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                with_exemplars.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
+            })
+        },
+    );
+    g.bench_function(
+        BenchmarkId::new("obs-metrics +exemplars, in request", "1thread"),
+        |b| {
+            request.clone().sync_scope(|| {
+                let mut i = 0;
+                b.iter(|| {
+                    i += 1;
+                    with_exemplars.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
+                })
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("prometheus-client", "1thread"), |b| {
         let mut i = 0;
         b.iter(|| {
@@ -344,6 +533,8 @@ fn http_layer(c: &mut Criterion) {
 
     let req = || Request::get("/users/42").body(Body::empty()).unwrap();
     use http::Request;
+    // The layer records (checked below even when a filter skips this group).
+    rt.block_on(with_ours.clone().oneshot(req())).unwrap();
     let mut g = c.benchmark_group("http_layer");
     for (name, app) in [
         ("bare", bare),
@@ -377,6 +568,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = counters, histograms, encoding, http_layer
+    targets = counters, string_label_counters, histograms, encoding, http_layer
 }
 criterion_main!(benches);

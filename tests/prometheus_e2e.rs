@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use obs_metrics::Registry;
+use obs_core::{RequestContext, RequestId, SpanId, TraceId, TraceIds};
+use obs_metrics::{opts, Registry, Scope};
 
 /// Kills the Prometheus server and removes its temp dir when the test ends (even on panic).
 struct PromServer {
@@ -124,6 +125,7 @@ scrape_configs:
         ))
         .arg(format!("--web.listen-address={addr}"))
         .arg("--log.level=warn")
+        .arg("--enable-feature=exemplar-storage")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -150,12 +152,55 @@ fn query_one(prom: SocketAddr, q: &str) -> Option<f64> {
     result[0]["value"][1].as_str()?.parse().ok()
 }
 
+/// Exemplars Prometheus stored for the series selected by `q` in the last/next hour.
+fn query_exemplars(prom: SocketAddr, q: &str) -> Vec<serde_json::Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let Ok((200, body)) = http(
+        prom,
+        "GET",
+        &format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            urlencode(q),
+            now - 3600,
+            now + 3600
+        ),
+    ) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["exemplars"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 #[test]
 fn prometheus_scrapes_http_and_business_counters() {
     // The example service on an ephemeral loopback port.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let registry = Registry::new();
     let app = service::app(&registry);
+    // A histogram with exemplars, observed inside a traced request context.
+    let traced = registry
+        .histogram::<()>(
+            "e2e_job_duration_seconds",
+            "Job time (exemplar check).",
+            Scope::Business,
+            opts().buckets(&[1.0, 10.0]).exemplars(),
+        )
+        .unwrap();
+    let request_id = RequestId::generate();
+    let ctx = RequestContext::new(request_id.clone());
+    assert!(ctx.set_trace_ids(TraceIds {
+        trace_id: TraceId([0xab; 16]),
+        span_id: SpanId([1; 8]),
+    }));
+    rt.block_on(ctx.scope(async { traced.observe((), 2.5) }));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -211,22 +256,42 @@ fn prometheus_scrapes_http_and_business_counters() {
         ),
     ];
     let deadline = Instant::now() + Duration::from_secs(60);
-    let last = loop {
+    let (last, exemplars) = loop {
         let last: Vec<_> = expectations
             .iter()
             .map(|(q, want)| (*q, *want, query_one(prom.addr, q)))
             .collect();
-        if last.iter().all(|(_, want, got)| *got == Some(*want)) {
-            break last;
+        let exemplars = (
+            query_exemplars(prom.addr, "e2e_job_duration_seconds_bucket"),
+            query_exemplars(prom.addr, "asset_generations_total"),
+        );
+        if last.iter().all(|(_, want, got)| *got == Some(*want))
+            && !exemplars.0.is_empty()
+            && !exemplars.1.is_empty()
+        {
+            break (last, exemplars);
         }
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(prom.dir.join("prometheus.log")).unwrap_or_default();
-            panic!("Prometheus did not report the expected values within 60 s:\n{last:#?}\n--- prometheus log ---\n{log}");
+            panic!("Prometheus did not report the expected values within 60 s:\n{last:#?}\nexemplars: {exemplars:#?}\n--- prometheus log ---\n{log}");
         }
         // Bounded poll of the external server's state (scrape interval 1 s).
         std::thread::sleep(Duration::from_millis(250));
     };
     assert_eq!(last.len(), expectations.len());
+    // Prometheus parsed and stored our histogram bucket exemplar (OpenMetrics scrape).
+    let (hist, counter) = exemplars;
+    assert_eq!(hist.len(), 1, "{hist:#?}");
+    assert_eq!(hist[0]["labels"]["trace_id"], "ab".repeat(16), "{hist:#?}");
+    assert_eq!(hist[0]["labels"]["request_id"], request_id.as_str());
+    assert_eq!(hist[0]["value"], "2.5", "{hist:#?}");
+    // ...and the request-ID exemplars of the example's counter.
+    assert!(
+        counter.iter().all(|e| e["labels"]["request_id"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())),
+        "{counter:#?}"
+    );
     // Raw paths never become series.
     assert_eq!(
         query_one(

@@ -141,6 +141,47 @@ async fn served_exposition_passes_promtool_check_metrics() {
     }
 }
 
+#[tokio::test]
+async fn exposition_with_histogram_and_counter_exemplars_passes_promtool() {
+    // promtool 2.x `check metrics` parses the Prometheus text format only, so it checks the
+    // Prometheus body of a registry holding exemplars (they must be stripped cleanly); the
+    // OpenMetrics body with exemplars is ingested by a real Prometheus in prometheus_e2e.rs.
+    require_promtool();
+    let registry = Registry::new();
+    let h = registry
+        .histogram::<()>(
+            "job_duration_seconds",
+            "Job time.",
+            Scope::Business,
+            opts().buckets(&[0.1, 1.0]).exemplars(),
+        )
+        .unwrap();
+    let c = registry
+        .counter::<()>("jobs_total", "Jobs.", Scope::Business, opts().exemplars())
+        .unwrap();
+    let ctx = obs_core::RequestContext::new(obs_core::RequestId::generate());
+    assert!(ctx.set_trace_ids(obs_core::TraceIds {
+        trace_id: obs_core::TraceId([0x11; 16]),
+        span_id: obs_core::SpanId([0x22; 8]),
+    }));
+    ctx.scope(async {
+        h.observe((), 0.5);
+        h.observe((), 5.0);
+        c.inc(());
+    })
+    .await;
+    let om = registry.encode(Format::OpenMetrics, &[Scope::Business]);
+    assert_eq!(om.matches(" # {request_id=").count(), 3, "{om}");
+    let body = registry.encode(Format::Prometheus, &[Scope::Business]);
+    assert!(!body.contains(" # "), "{body}");
+    let out = promtool(&["check", "metrics"], Some(&body));
+    assert!(
+        out.status.success() && text(&out).trim().is_empty(),
+        "promtool check metrics failed:\n{}\n--- exposition ---\n{body}",
+        text(&out)
+    );
+}
+
 #[test]
 fn promtool_check_metrics_rejects_what_our_names_rules_prevent() {
     // Proves the check above can fail: a hand-written counter without `_total` is flagged.

@@ -104,7 +104,7 @@ pub(crate) struct HistogramKind;
 
 pub(crate) struct CounterSeries {
     value: AtomicU64,
-    exemplar: Option<ExemplarSlot>,
+    exemplar: Option<ExemplarSlot<u64>>,
 }
 
 impl SeriesKind for CounterKind {
@@ -469,7 +469,9 @@ impl<const N: usize> DynHistogram<N> {
     #[inline]
     pub fn observe(&self, values: [&str; N], v: f64) {
         let bounds = &self.core.cfg.bounds;
-        self.core.with(&values, |s| s.observe(0, bounds, v));
+        self.core.with(&values, |s| {
+            s.observe(0, bounds, v);
+        });
     }
     /// Reads a series (`None` if it does not exist).
     pub fn snapshot(&self, values: [&str; N]) -> Option<HistogramSnapshot> {

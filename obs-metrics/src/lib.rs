@@ -23,10 +23,15 @@
 //!   `Collector` trait. prometheus-client writes OpenMetrics; the Prometheus 0.0.4 text format
 //!   is derived from it ([`registry::openmetrics_to_prometheus`]).
 //! - **Exemplars** (opt-in per metric, [`MetricOptions::exemplars`]) carry the current
-//!   `request_id` from [`obs_core::RequestContext`] on counters. They are recorded with a
-//!   `try_lock`, so a contended update skips the exemplar instead of waiting. Histogram
-//!   exemplars are refused at registration: prometheus-client 0.25 has no public way to encode
-//!   them from external storage.
+//!   `request_id` and `trace_id` from [`obs_core::RequestContext`] on counters (one per
+//!   series) and fixed-label histograms (one per bucket), in OpenMetrics only, with the label
+//!   set kept within OpenMetrics' 128 characters (`request_id` is dropped first). They are
+//!   recorded with a `try_lock`, so a contended update skips the exemplar instead of waiting.
+//!   Counter exemplars go through prometheus-client's encoder. Histogram exemplars cannot:
+//!   its `Exemplar` type has no public constructor and `HistogramWithExemplars` keeps its
+//!   exemplars private, so [`Registry::encode`] appends ` # {labels} value timestamp` to
+//!   that family's `_bucket` lines itself (the lines themselves are still prometheus-client's
+//!   output). Gauges and dynamic histograms refuse exemplars at registration.
 //!
 //! ```
 //! use obs_metrics::{opts, Counter, Format, Histogram, MetricGroup, Registry, Scope};

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use obs_core::{RequestContext, RequestId};
+use obs_core::{RequestContext, RequestId, TraceId};
 use parking_lot::Mutex;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -71,8 +71,31 @@ impl MetricOptions {
         self.buckets = Some(buckets.to_vec());
         self
     }
-    /// Attach the current request's ID (from [`RequestContext::current`]) as an OpenMetrics
-    /// exemplar to counter increments.
+    /// Attach the current request's `request_id` and `trace_id` (from
+    /// [`RequestContext::current`]) as an OpenMetrics exemplar to counter increments and
+    /// histogram observations (one exemplar per series, or per bucket for histograms).
+    ///
+    /// Fixed-label counters and histograms and dynamic counters support it; gauges and
+    /// dynamic histograms refuse it at registration. Exemplars appear only in the OpenMetrics
+    /// format. Cost: one task-local lookup outside a request; inside one, an uncontended
+    /// `try_lock`, a clock read and a request-ID clone (see `benches/metrics.rs`).
+    ///
+    /// ```
+    /// use obs_core::{RequestContext, RequestId};
+    /// use obs_metrics::{opts, Format, Histogram, Registry, Scope};
+    ///
+    /// let registry = Registry::new();
+    /// let took: Histogram = registry
+    ///     .histogram("job_duration_seconds", "Job time.", Scope::Business,
+    ///         opts().buckets(&[1.0]).exemplars())
+    ///     .unwrap();
+    /// let id = RequestId::parse("req-1").unwrap();
+    /// RequestContext::new(id).sync_scope(|| took.observe((), 0.5));
+    /// let om = registry.encode(Format::OpenMetrics, &[Scope::Business]);
+    /// assert!(om.contains(r#"job_duration_seconds_bucket{le="1.0"} 1 # {request_id="req-1"} 0.5 "#));
+    /// let text = registry.encode(Format::Prometheus, &[Scope::Business]);
+    /// assert!(!text.contains("req-1"));
+    /// ```
     pub fn exemplars(mut self) -> Self {
         self.exemplars = true;
         self
@@ -151,46 +174,122 @@ pub(crate) fn with_series<V: AsRef<str>>(
     }
 }
 
-/// The request ID exemplar label set.
+/// Most characters OpenMetrics allows in an exemplar's label set (names and values combined).
+pub const EXEMPLAR_MAX_LABEL_CHARS: usize = 128;
+
+/// The exemplar label set: `request_id` and `trace_id` of the current request.
+///
+/// Together they must fit in [`EXEMPLAR_MAX_LABEL_CHARS`]; `trace_id` (8 + 32 characters) is
+/// kept first because it links to the trace, and `request_id` is dropped when it would not fit.
 #[derive(Debug, Clone)]
-pub(crate) struct ExemplarLabels(pub(crate) RequestId);
+pub(crate) struct ExemplarLabels {
+    pub(crate) request_id: Option<RequestId>,
+    pub(crate) trace_id: Option<TraceId>,
+}
+
+impl ExemplarLabels {
+    /// The labels for `request_id` and `trace_id` within the OpenMetrics size limit, or `None`
+    /// when nothing fits.
+    pub(crate) fn fit(request_id: Option<&RequestId>, trace_id: Option<TraceId>) -> Option<Self> {
+        let trace_chars = trace_id.map_or(0, |_| "trace_id".len() + 32);
+        let request_id = request_id
+            .filter(|r| {
+                // Request IDs are ASCII (`[A-Za-z0-9._:-]`): bytes are characters.
+                trace_chars + "request_id".len() + r.as_str().len() <= EXEMPLAR_MAX_LABEL_CHARS
+            })
+            .cloned();
+        (request_id.is_some() || trace_id.is_some()).then_some(Self {
+            request_id,
+            trace_id,
+        })
+    }
+
+    /// The labels of the current request, if inside one.
+    fn of(ctx: &RequestContext) -> Option<Self> {
+        Self::fit(Some(ctx.request_id()), ctx.trace_ids().map(|t| t.trace_id))
+    }
+
+    /// Combined characters of names and values (what the 128 limit counts).
+    #[cfg(test)]
+    pub(crate) fn chars(&self) -> usize {
+        self.request_id
+            .as_ref()
+            .map_or(0, |r| "request_id".len() + r.as_str().chars().count())
+            + self.trace_id.map_or(0, |_| "trace_id".len() + 32)
+    }
+
+    /// Writes `request_id="..",trace_id=".."` (both values need no escaping: request IDs are
+    /// `[A-Za-z0-9._:-]`, trace IDs hex).
+    pub(crate) fn write_text(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let mut sep = "";
+        if let Some(r) = &self.request_id {
+            let _ = write!(out, "request_id=\"{}\"", r.as_str());
+            sep = ",";
+        }
+        if let Some(t) = &self.trace_id {
+            let _ = write!(out, "{sep}trace_id=\"{t}\"");
+        }
+    }
+}
 
 impl EncodeLabelSet for ExemplarLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
-        prometheus_client::encoding::EncodeLabel::encode(
-            &("request_id", self.0.as_str()),
-            encoder.encode_label(),
-        )
+        if let Some(r) = &self.request_id {
+            prometheus_client::encoding::EncodeLabel::encode(
+                &("request_id", r.as_str()),
+                encoder.encode_label(),
+            )?;
+        }
+        if let Some(t) = &self.trace_id {
+            prometheus_client::encoding::EncodeLabel::encode(
+                &("trace_id", t.to_string().as_str()),
+                encoder.encode_label(),
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// Latest exemplar of one series.
+/// Latest exemplar of one series (counters: `V = u64`) or bucket (histograms: `V = f64`).
 #[derive(Debug, Clone)]
-pub(crate) struct ExemplarData {
-    pub(crate) request_id: RequestId,
-    pub(crate) value: u64,
+pub(crate) struct ExemplarData<V> {
+    pub(crate) labels: ExemplarLabels,
+    pub(crate) value: V,
     pub(crate) at: SystemTime,
 }
 
-/// One exemplar slot per series. Updated with `try_lock`: a contended update skips the
-/// exemplar rather than waiting, so the hot path never blocks.
-#[derive(Debug, Default)]
-pub(crate) struct ExemplarSlot(Mutex<Option<ExemplarData>>);
+/// One exemplar slot per series (counters) or per bucket (histograms).
+///
+/// Updated with `try_lock`: a contended update skips the exemplar rather than waiting, so the
+/// hot path never blocks (an exemplar is a sample; losing one under contention is fine).
+/// Outside a request context nothing is recorded and the cost is one task-local lookup.
+#[derive(Debug)]
+pub(crate) struct ExemplarSlot<V>(Mutex<Option<ExemplarData<V>>>);
 
-impl ExemplarSlot {
-    #[inline]
-    pub(crate) fn record(&self, value: u64) {
-        if let Some(request_id) = RequestContext::current_request_id() {
-            if let Some(mut g) = self.0.try_lock() {
-                *g = Some(ExemplarData {
-                    request_id,
-                    value,
-                    at: SystemTime::now(),
-                });
-            }
-        }
+impl<V> Default for ExemplarSlot<V> {
+    fn default() -> Self {
+        Self(Mutex::new(None))
     }
-    pub(crate) fn get(&self) -> Option<ExemplarData> {
+}
+
+impl<V: Copy> ExemplarSlot<V> {
+    #[inline]
+    pub(crate) fn record(&self, value: V) {
+        RequestContext::with_current(|ctx| {
+            let Some(ctx) = ctx else { return };
+            if let Some(mut g) = self.0.try_lock() {
+                if let Some(labels) = ExemplarLabels::of(ctx) {
+                    *g = Some(ExemplarData {
+                        labels,
+                        value,
+                        at: SystemTime::now(),
+                    });
+                }
+            }
+        });
+    }
+    pub(crate) fn get(&self) -> Option<ExemplarData<V>> {
         self.0.lock().clone()
     }
 }
@@ -200,13 +299,13 @@ impl ExemplarSlot {
 pub(crate) fn encode_counter_sample(
     enc: &mut MetricEncoder<'_>,
     value: u64,
-    exemplar: Option<ExemplarData>,
+    exemplar: Option<ExemplarData<u64>>,
 ) -> fmt::Result {
     match exemplar {
-        Some(ex) if ex.value <= value && ex.request_id.as_str().len() <= 100 => {
+        Some(ex) if ex.value <= value => {
             let tmp: CounterWithExemplar<ExemplarLabels, u64> = CounterWithExemplar::default();
             tmp.inc_by(value - ex.value, None, None);
-            tmp.inc_by(ex.value, Some(ExemplarLabels(ex.request_id)), Some(ex.at));
+            tmp.inc_by(ex.value, Some(ex.labels), Some(ex.at));
             let (v, e) = tmp.get();
             enc.encode_counter(&v, e.as_ref())
         }
@@ -234,7 +333,7 @@ struct CounterInner {
     name: String,
     help: String,
     values: Box<[AtomicU64]>,
-    exemplars: Option<Box<[ExemplarSlot]>>,
+    exemplars: Option<Box<[ExemplarSlot<u64>]>>,
 }
 
 /// A counter family over the fixed label set `L` (default: no labels).
@@ -430,8 +529,9 @@ impl HistCells {
         }
     }
 
+    /// Records `v`; returns the bucket index it fell into (`bounds.len()` is `+Inf`).
     #[inline]
-    pub(crate) fn observe(&self, series: usize, bounds: &[f64], v: f64) {
+    pub(crate) fn observe(&self, series: usize, bounds: &[f64], v: f64) -> usize {
         let stride = bounds.len() + 2;
         let base = series * stride;
         let b = bounds.partition_point(|ub| *ub < v);
@@ -445,6 +545,7 @@ impl HistCells {
                 Err(actual) => cur = actual,
             }
         }
+        b
     }
 
     pub(crate) fn snapshot(&self, series: usize, bounds: &[f64]) -> HistogramSnapshot {
@@ -465,6 +566,33 @@ impl HistCells {
     }
 }
 
+/// A histogram family whose bucket exemplars [`Registry::encode`](crate::Registry::encode)
+/// splices into the OpenMetrics text after prometheus-client encoded the family.
+///
+/// prometheus-client 0.25's `MetricEncoder::encode_histogram` takes
+/// `Option<&HashMap<usize, Exemplar<S, f64>>>`, but `Exemplar` has only `pub(crate)` fields,
+/// no constructor and no `Clone`, and the one type that builds them (`HistogramWithExemplars`)
+/// keeps them private; so the exemplar text (` # {labels} value timestamp`) is appended to the
+/// family's `_bucket` lines by us, in the order the collector encoded them.
+pub(crate) trait HistogramExemplars: Send + Sync {
+    /// Full metric name (as on the `# TYPE` line).
+    fn name(&self) -> &str;
+    /// One entry per `_bucket` line, in encoding order (series, then buckets incl. `+Inf`).
+    fn exemplars(&self) -> Vec<Option<ExemplarData<f64>>>;
+}
+
+/// Appends ` # {labels} value timestamp` (OpenMetrics exemplar syntax) to `out`.
+pub(crate) fn write_exemplar_text(out: &mut String, ex: &ExemplarData<f64>) {
+    use std::fmt::Write as _;
+    out.push_str(" # {");
+    ex.labels.write_text(out);
+    out.push_str("} ");
+    let _ = write!(out, "{:?}", ex.value);
+    if let Ok(d) = ex.at.duration_since(std::time::UNIX_EPOCH) {
+        let _ = write!(out, " {}.{:03}", d.as_secs(), d.subsec_millis());
+    }
+}
+
 pub(crate) fn encode_hist_sample(
     enc: &mut MetricEncoder<'_>,
     s: &HistogramSnapshot,
@@ -477,6 +605,8 @@ struct HistogramInner {
     help: String,
     bounds: Box<[f64]>,
     cells: HistCells,
+    /// `series * (bounds + 1) + bucket` → latest exemplar of that bucket.
+    exemplars: Option<Box<[ExemplarSlot<f64>]>>,
 }
 
 /// A histogram family over the fixed label set `L`.
@@ -512,6 +642,11 @@ impl<L: LabelSet> Histogram<L> {
                 name: name.to_owned(),
                 help: help.to_owned(),
                 cells: HistCells::new(L::CARDINALITY, bounds.len()),
+                exemplars: o.exemplars.then(|| {
+                    (0..L::CARDINALITY * (bounds.len() + 1))
+                        .map(|_| ExemplarSlot::default())
+                        .collect()
+                }),
                 bounds,
             }),
             _labels: PhantomData,
@@ -521,9 +656,13 @@ impl<L: LabelSet> Histogram<L> {
     /// Records one observation.
     #[inline]
     pub fn observe(&self, labels: L, v: f64) {
-        self.inner
-            .cells
-            .observe(labels.index(), &self.inner.bounds, v);
+        let i = labels.index();
+        let b = self.inner.cells.observe(i, &self.inner.bounds, v);
+        if let Some(ex) = &self.inner.exemplars {
+            if v.is_finite() {
+                ex[i * (self.inner.bounds.len() + 1) + b].record(v);
+            }
+        }
     }
 
     /// Bucket upper bounds (without `+Inf`).
@@ -539,6 +678,18 @@ impl<L: LabelSet> Histogram<L> {
     }
 }
 
+impl<L: LabelSet> HistogramExemplars for Histogram<L> {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+    fn exemplars(&self) -> Vec<Option<ExemplarData<f64>>> {
+        self.inner
+            .exemplars
+            .as_deref()
+            .map_or_else(Vec::new, |e| e.iter().map(ExemplarSlot::get).collect())
+    }
+}
+
 impl<L: LabelSet> Collector for Histogram<L> {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let (stem, unit) = unit_of(&self.inner.name);
@@ -551,5 +702,40 @@ impl<L: LabelSet> Collector for Histogram<L> {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rid(len: usize) -> RequestId {
+        RequestId::parse(&"r".repeat(len)).unwrap()
+    }
+
+    #[test]
+    fn exemplar_labels_fit_the_openmetrics_limit_dropping_request_id_first() {
+        let trace = Some(TraceId([0xab; 16]));
+        // Both fit: 10 + 78 + 8 + 32 = 128.
+        let l = ExemplarLabels::fit(Some(&rid(78)), trace).unwrap();
+        assert!(l.request_id.is_some() && l.trace_id.is_some());
+        assert_eq!(l.chars(), EXEMPLAR_MAX_LABEL_CHARS);
+        // One more character: request_id is dropped, trace_id kept.
+        let l = ExemplarLabels::fit(Some(&rid(79)), trace).unwrap();
+        assert!(l.request_id.is_none() && l.trace_id.is_some());
+        assert_eq!(l.chars(), 40);
+        // Without a trace, a request id up to 118 characters fits; a longer one gives nothing.
+        let l = ExemplarLabels::fit(Some(&rid(118)), None).unwrap();
+        assert_eq!(l.chars(), EXEMPLAR_MAX_LABEL_CHARS);
+        assert!(ExemplarLabels::fit(Some(&rid(119)), None).is_none());
+        assert!(ExemplarLabels::fit(None, None).is_none());
+        let mut text = String::new();
+        ExemplarLabels::fit(Some(&rid(3)), trace)
+            .unwrap()
+            .write_text(&mut text);
+        assert_eq!(
+            text,
+            format!("request_id=\"rrr\",trace_id=\"{}\"", "ab".repeat(16))
+        );
     }
 }

@@ -38,7 +38,10 @@ use prometheus_client::metrics::MetricType as PcType;
 
 use crate::dynamic::{Clock, DynCounter, DynFamily, DynGauge, DynHistogram, OVERFLOW};
 use crate::labels::LabelSet;
-use crate::metric::{check_buckets, Counter, Gauge, Histogram, MetricOptions, DEFAULT_BUCKETS};
+use crate::metric::{
+    check_buckets, write_exemplar_text, Counter, Gauge, Histogram, HistogramExemplars,
+    MetricOptions, DEFAULT_BUCKETS,
+};
 use crate::naming::{check_label_name, check_metric_name, MetricType};
 
 /// Which endpoint a family is served on.
@@ -140,7 +143,7 @@ pub struct Descriptor {
     pub labels: Vec<LabelDescriptor>,
     /// Histogram bucket bounds (without `+Inf`).
     pub buckets: Option<Vec<f64>>,
-    /// Whether counter increments carry request-ID exemplars.
+    /// Whether updates carry `request_id`/`trace_id` exemplars (counters and histograms).
     pub exemplars: bool,
     /// Series cap of a dynamic family.
     pub max_series: Option<usize>,
@@ -187,6 +190,8 @@ struct Inner {
     dynamic: Vec<Box<dyn DynFamily>>,
     overflow: Arc<OverflowCollector>,
     clock: Clock,
+    /// Histograms with exemplars, spliced into the OpenMetrics text after encoding.
+    hist_exemplars: Vec<(Scope, Box<dyn HistogramExemplars>)>,
 }
 
 /// The metric registry. Cheap to clone (shared); registration takes `&self`.
@@ -237,6 +242,7 @@ impl Registry {
                 dynamic: Vec::new(),
                 overflow,
                 clock,
+                hist_exemplars: Vec::new(),
             })),
         }
     }
@@ -393,6 +399,12 @@ impl Registry {
         let d = Self::fixed_descriptor::<L>(name, help, MetricType::Histogram, scope, &o)?;
         let h = Histogram::<L>::new(name, help, &o);
         self.add(d, &h)?;
+        if o.exemplars {
+            self.inner
+                .lock()
+                .hist_exemplars
+                .push((scope, Box::new(h.clone())));
+        }
         Ok(h)
     }
 
@@ -474,6 +486,11 @@ impl Registry {
     }
 
     /// Encodes the given scopes (in order) into one exposition body.
+    ///
+    /// In OpenMetrics, counter exemplars are written by prometheus-client; histogram bucket
+    /// exemplars are appended to the `_bucket` lines by us (see
+    /// [`MetricOptions::exemplars`](crate::MetricOptions::exemplars)), because
+    /// prometheus-client 0.25 cannot build a histogram `Exemplar` from external storage.
     pub fn encode(&self, format: Format, scopes: &[Scope]) -> String {
         self.evict_idle();
         let inner = self.inner.lock();
@@ -491,6 +508,20 @@ impl Registry {
             prometheus_client::encoding::text::encode_registry(&mut om, reg)
                 .expect("writing to a String cannot fail");
         }
+        let hist_exemplars: Vec<(&str, Vec<_>)> = match format {
+            Format::OpenMetrics => inner
+                .hist_exemplars
+                .iter()
+                .filter(|(s, _)| done.contains(s))
+                .map(|(_, h)| (h.name(), h.exemplars()))
+                .filter(|(_, e)| e.iter().any(Option::is_some))
+                .collect(),
+            Format::Prometheus => Vec::new(),
+        };
+        if !hist_exemplars.is_empty() {
+            om = splice_histogram_exemplars(&om, &hist_exemplars);
+        }
+        drop(hist_exemplars);
         drop(inner);
         match format {
             Format::OpenMetrics => {
@@ -544,13 +575,59 @@ fn validate(inner: &Inner, d: &Descriptor) -> Result<(), RegistryError> {
             reason,
         })?;
     }
-    if d.exemplars && d.metric_type != MetricType::Counter {
+    if d.exemplars && d.metric_type == MetricType::Gauge {
         return Err(RegistryError::InvalidOptions {
             name: d.name.clone(),
-            reason: "exemplars are supported on counters only (prometheus-client offers no way to encode histogram exemplars from external storage)".into(),
+            reason: "exemplars are supported on counters and histograms, not gauges".into(),
+        });
+    }
+    if d.exemplars && d.metric_type == MetricType::Histogram && d.max_series.is_some() {
+        return Err(RegistryError::InvalidOptions {
+            name: d.name.clone(),
+            reason: "exemplars are supported on fixed-label histograms, not dynamic ones (their series come and go between encoding and exemplar placement)".into(),
         });
     }
     Ok(())
+}
+
+/// Appends each histogram family's bucket exemplars to its `_bucket` lines, in order.
+///
+/// prometheus-client encodes a fixed histogram as `_sum`, `_count`, then one `_bucket` line
+/// per bound plus `+Inf`, series by series; `exemplars[k]` belongs to the k-th `_bucket` line
+/// of the family named in the `# TYPE` line.
+fn splice_histogram_exemplars(
+    om: &str,
+    families: &[(&str, Vec<Option<crate::metric::ExemplarData<f64>>>)],
+) -> String {
+    let mut out = String::with_capacity(om.len() + 128 * families.len());
+    let mut current: Option<(&str, &[Option<crate::metric::ExemplarData<f64>>])> = None;
+    let mut k = 0;
+    for line in om.split_inclusive('\n') {
+        if let Some(t) = line.strip_prefix("# TYPE ") {
+            let name = t.split(' ').next().unwrap_or("");
+            current = families
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(n, e)| (*n, e.as_slice()));
+            k = 0;
+        } else if let Some((name, ex)) = current {
+            if line
+                .strip_prefix(name)
+                .is_some_and(|r| r.starts_with("_bucket{"))
+            {
+                if let Some(Some(e)) = ex.get(k) {
+                    out.push_str(line.trim_end_matches('\n'));
+                    write_exemplar_text(&mut out, e);
+                    out.push('\n');
+                    k += 1;
+                    continue;
+                }
+                k += 1;
+            }
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Converts an OpenMetrics text exposition into the Prometheus text format 0.0.4: counter

@@ -132,9 +132,9 @@ fn registration_errors_say_what_is_wrong() {
         .map(drop))
     .contains("ascending"));
     assert!(e(r
-        .histogram::<()>("h_seconds", "H.", Scope::Business, opts().exemplars())
+        .gauge::<()>("g_bytes", "G.", Scope::Business, opts().exemplars())
         .map(drop))
-    .contains("counters only"));
+    .contains("not gauges"));
     assert!(e(r
         .dyn_counter::<2>("d_total", "D.", Scope::Business, opts().labels(&["x"]))
         .map(drop))
