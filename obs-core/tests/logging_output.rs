@@ -493,3 +493,28 @@ fn many_events_from_many_threads_stay_whole_lines() {
         assert_eq!(l["request_id"], want.as_str());
     }
 }
+
+#[test]
+fn trace_and_span_ids_from_the_context_once_set() {
+    use obs_core::{SpanId, TraceId, TraceIds};
+    let ctx = RequestContext::new(id("req-t1"));
+    let lines = json(|| {
+        ctx.clone().sync_scope(|| {
+            tracing::info!("before the ids");
+            assert!(ctx.set_trace_ids(TraceIds {
+                trace_id: TraceId([0x4b; 16]),
+                span_id: SpanId([0x0a; 8]),
+            }));
+            tracing::info!("traced");
+            tracing::info!(trace_id = "explicit", "event field wins");
+        });
+        tracing::info!("outside");
+    });
+    assert!(!lines[0].contains_key("trace_id") && !lines[0].contains_key("span_id"));
+    assert_eq!(lines[1]["trace_id"], "4b".repeat(16));
+    assert_eq!(lines[1]["span_id"], "0a".repeat(8));
+    assert_eq!(lines[1]["request_id"], "req-t1");
+    assert_eq!(lines[2]["trace_id"], "explicit");
+    assert_eq!(lines[2]["span_id"], "0a".repeat(8));
+    assert!(!lines[3].contains_key("trace_id"));
+}

@@ -15,7 +15,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use super::LogFormat;
-use crate::RequestContext;
+use crate::{RequestContext, TraceIds};
 
 /// Span fields that identify a request; captured from any span that declares one of them.
 const REQUEST_KEYS: [&str; 4] = ["request_id", "method", "route", "user_id"];
@@ -87,6 +87,8 @@ impl Visit for SpanRequestFields {
 struct RequestInfo<'a> {
     /// Same order as [`REQUEST_KEYS`].
     values: [Option<&'a str>; 4],
+    /// The request's trace ids (`trace_id`, `span_id` on JSON lines), once set.
+    trace: Option<TraceIds>,
 }
 
 impl<'a> RequestInfo<'a> {
@@ -98,6 +100,7 @@ impl<'a> RequestInfo<'a> {
                 ctx.route(),
                 ctx.user_id(),
             ],
+            trace: ctx.trace_ids().copied(),
         }
     }
 
@@ -109,6 +112,7 @@ impl<'a> RequestInfo<'a> {
                 fields.values[2].as_deref(),
                 fields.values[3].as_deref(),
             ],
+            trace: None,
         }
     }
 }
@@ -257,6 +261,16 @@ fn format_json(bufs: &mut Buffers, event: &Event<'_>, info: &RequestInfo<'_>) {
                 visitor.out.extend_from_slice(b"\":");
                 json_str(visitor.out, value);
             }
+        }
+    }
+
+    if let Some(trace) = &info.trace {
+        // Writing to a Vec cannot fail; the ids are hex, no escaping needed.
+        if fields.field("trace_id").is_none() {
+            let _ = write!(visitor.out, ",\"trace_id\":\"{}\"", trace.trace_id);
+        }
+        if fields.field("span_id").is_none() {
+            let _ = write!(visitor.out, ",\"span_id\":\"{}\"", trace.span_id);
         }
     }
 

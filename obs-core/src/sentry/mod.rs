@@ -95,7 +95,7 @@ use tracing_subscriber::Layer;
 
 use crate::config::SentryConfig;
 use crate::redact::Scrubber;
-use crate::RequestContext;
+use crate::{RequestContext, TraceIds};
 
 pub use extra::IntoExtra;
 pub use scrub::{scrub_breadcrumb, scrub_event};
@@ -264,6 +264,26 @@ pub fn apply_request_context(event: &mut Event<'static>, ctx: &RequestContext) {
         let user = event.user.get_or_insert_with(User::default);
         if user.id.is_none() {
             user.id = Some(user_id.to_owned());
+        }
+    }
+    if let Some(ids) = ctx.trace_ids() {
+        apply_trace_ids(event, ids);
+    }
+}
+
+/// Names the request's OpenTelemetry trace in the event's `trace` context, so the event and
+/// the trace join on one id. A trace context from an active Sentry span (it has an `op`) is
+/// kept: Sentry's own tracing links it.
+fn apply_trace_ids(event: &mut Event<'static>, ids: &TraceIds) {
+    let trace = event
+        .contexts
+        .entry("trace".to_owned())
+        .or_insert_with(|| Context::Trace(Box::default()));
+    if let Context::Trace(trace) = trace {
+        if trace.op.is_none() {
+            trace.trace_id = ids.trace_id.0.into();
+            trace.span_id = ids.span_id.0.into();
+            trace.parent_span_id = None;
         }
     }
 }

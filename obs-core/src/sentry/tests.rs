@@ -255,3 +255,35 @@ fn configure_keeps_earlier_hooks_and_client_options_read_the_config() {
     assert!(options.before_send.is_some() && options.before_breadcrumb.is_some());
     assert!(status_line(&config).starts_with("Sentry enabled: reporting to sentry.example.com"));
 }
+
+#[test]
+fn events_carry_the_request_trace_id_in_their_trace_context() {
+    use crate::{SpanId, TraceId};
+    let c = ctx("req-trace");
+    assert!(c.set_trace_ids(TraceIds {
+        trace_id: TraceId([0x4b; 16]),
+        span_id: SpanId([0x0a; 8]),
+    }));
+    let events = with_captured_events_options(
+        || {
+            c.sync_scope(|| {
+                run_in_request_hub(&request_hub(), || {
+                    capture_message("boom", Level::Error, ());
+                })
+            });
+            // Outside the request: the hub's own propagation context, not the request's.
+            capture_message("elsewhere", Level::Error, ());
+        },
+        options(),
+    );
+    assert_eq!(events.len(), 2);
+    let Context::Trace(trace) = &events[0].contexts["trace"] else {
+        panic!("trace context expected")
+    };
+    assert_eq!(trace.trace_id.to_string(), "4b".repeat(16));
+    assert_eq!(trace.span_id.to_string(), "0a".repeat(8));
+    assert!(trace.parent_span_id.is_none());
+    if let Some(Context::Trace(other)) = events[1].contexts.get("trace") {
+        assert_ne!(other.trace_id.to_string(), "4b".repeat(16));
+    }
+}
