@@ -1,10 +1,17 @@
-//! Quickstart: an axum service with JSON/pretty logs, request IDs, an access log, HTTP RED
-//! metrics and health endpoints.
+//! Quickstart: an axum service with everything obs has, in one call (`obs::Obs::from_env`):
+//! JSON/pretty logs, request IDs, an access log, HTTP RED metrics, health endpoints, a
+//! per-client-IP rate limit, telemetry run metrics and (feature `sentry`, `SENTRY_DSN`) Sentry.
 //!
 //! ```text
-//! cargo run --example quickstart            # PORT=3000 by default
-//! LOG_FORMAT=json cargo run --example quickstart
+//! cargo run --example quickstart            # PORT=3000 by default, embedded defaults
+//! LOG_FORMAT=pretty cargo run --example quickstart
+//! cargo run --example quickstart --features sqlite      # + /api/analytics/* on in-memory SQLite
+//! REDIS_URL=redis://127.0.0.1:6379 DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo run --example quickstart --features full      # Redis limiter, PostgreSQL telemetry
 //! ```
+//!
+//! The first line it logs says what was enabled (`obs ready: logging=json sentry=off metrics
+//! health=[process,disk,memory] ratelimit=memory(5/60s) telemetry=tracing ...`).
 //!
 //! What it shows:
 //! - every response carries `x-request-id` (a fresh UUIDv7, or yours if you send a valid one;
@@ -15,8 +22,14 @@
 //!   unless `LOG_HEALTH_REQUESTS=true`; `LOG_REQUESTS=false` silences the others;
 //! - handlers read the ID with the `ReqId`/`Ctx` extractors or `RequestContext::current()`;
 //! - `/metrics`: `http_requests_total{method,route,status}` and friends plus process metrics;
-//! - `/health/live|ready|startup|deep`: disk and memory checks with latencies (details hidden
-//!   unless you send `Authorization: Bearer $HEALTH_TOKEN` when `HEALTH_TOKEN` is set).
+//! - `/health/live|ready|startup|deep`: disk and memory checks with latencies, plus PostgreSQL
+//!   and Redis when configured (details hidden unless you send
+//!   `Authorization: Bearer $HEALTH_TOKEN` when `HEALTH_TOKEN` is set);
+//! - a rate limit per client IP (`RATE_LIMIT_MAX=5` per `RATE_LIMIT_WINDOW=60` s by default):
+//!   the sixth request within a minute gets `429` with `Retry-After`; probes and scrapes are
+//!   never limited;
+//! - `/runs/{id}` records a run metric through the telemetry recorder; with a SQL store
+//!   (`--features sqlite`, or `DATABASE_URL`) `/api/analytics/metrics` aggregates them.
 //!
 //! Try (the server prints these too):
 //!
@@ -28,23 +41,22 @@
 //! curl -i http://127.0.0.1:3000/health/live                              # not logged by default
 //! curl -s http://127.0.0.1:3000/health/ready
 //! curl -s http://127.0.0.1:3000/metrics | grep http_requests_total
+//! for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1:3000/; done  # … 429
+//! curl -i http://127.0.0.1:3000/runs/run-1                               # records duration_ms
+//! curl -s 'http://127.0.0.1:3000/api/analytics/metrics?metric=duration_ms&aggregation=avg'  # with a SQL store
 //! ```
 //!
-//! Needs no external service. Stop with Ctrl-C (graceful shutdown).
+//! Needs no external service. Stop with Ctrl-C (graceful shutdown, telemetry and Sentry flushed).
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use obs::Obs;
 use obs_core::RequestContext;
-use obs_health::checks::{DiskCheck, MemoryCheck};
-use obs_health::{check_fn, Health, Probes, Registration};
-use obs_metrics::{http::HttpMetrics, Registry};
 use obs_tower::extract::{Ctx, ReqId};
-use obs_tower::health::{DetailsAccess, HealthEndpoints};
-use obs_tower::metrics::{metrics_router, HttpMetricsLayer};
-use obs_tower::{AccessLogLayer, RequestIdLayer};
 
 async fn index(ReqId(id): ReqId) -> String {
     tracing::info!("saying hello");
@@ -74,65 +86,47 @@ async fn fail() -> (StatusCode, String) {
     )
 }
 
-/// Health checks that need no external service: the process itself (liveness), free disk
-/// space and memory (readiness/deep).
-fn health() -> Health {
-    Health::builder()
-        .service("quickstart", env!("CARGO_PKG_VERSION"))
-        .register(Registration::new("process", check_fn(|| async { true })).probes(Probes::LIVE))
-        .check("disk", DiskCheck::new("."))
-        .check("memory", MemoryCheck::new())
-        .build()
-        .expect("static health registrations are valid")
+/// A "run": does some work and records how long it took as a telemetry run metric.
+async fn run(State(obs): State<Obs>, Path(run_id): Path<String>) -> String {
+    let started = Instant::now();
+    let work: u64 = (0..10_000u64).sum();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let recorded =
+        obs.recorder()
+            .record_metric(run_id.clone(), obs::telemetry::MetricName::DURATION_MS, ms);
+    tracing::info!(run_id, duration_ms = ms, ?recorded, "run finished");
+    format!("run {run_id} done ({work}), duration_ms={ms:.3} recorded: {recorded:?}\n")
 }
 
-/// The service: four routes, request IDs, access log, RED metrics, health endpoints (also
-/// used by `tests/quickstart.rs`).
-pub(crate) fn app(log: &obs_core::logging::LogConfig) -> Router {
-    let registry = Registry::new();
-    registry
-        .register_process_metrics()
-        .expect("process metrics register once");
-    let http = HttpMetrics::register(&registry).expect("HTTP metrics register once");
-    let details = match std::env::var("HEALTH_TOKEN") {
-        Ok(token) if !token.is_empty() => DetailsAccess::bearer(token),
-        _ => DetailsAccess::Hidden,
-    };
+/// The service's own routes (also used by `tests/quickstart.rs`).
+pub(crate) fn routes(obs: &Obs) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/users/{id}", get(user))
         .route("/fail", get(fail))
+        .route("/runs/{id}", get(run))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such route\n") })
-        // Router::layer wraps every route, so the layers see the matched route template.
-        // The last one added is the outermost: RequestIdLayer creates the context first.
-        .layer(HttpMetricsLayer::new(http))
-        .layer(AccessLogLayer::from_config(log))
-        .layer(RequestIdLayer::new())
-        // Merged after layering: probes and scrapes are not counted as traffic, but they
-        // still get request IDs and (when LOG_HEALTH_REQUESTS=true) access lines.
-        .merge(
-            HealthEndpoints::new(health())
-                .details(details)
-                .router()
-                .merge(metrics_router(registry))
-                .layer(AccessLogLayer::from_config(log))
-                .layer(RequestIdLayer::new()),
-        )
+        .with_state(obs.clone())
+}
+
+/// The whole service: the routes with obs's layers (request IDs outermost, then Sentry,
+/// access log, RED metrics, rate limit) and obs's endpoints (`/metrics`, `/health/*`, and
+/// `/api/analytics/*` with a SQL telemetry store), which are not counted or limited.
+pub(crate) fn app(obs: &Obs) -> Router {
+    obs.apply(routes(obs))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let log = obs_core::logging::LogConfig::from_env()?;
-    obs_core::logging::init(&log);
+    // Everything the environment and the features enable; a bad variable stops here with
+    // an error that names it.
+    let obs = Obs::builder()
+        .service("quickstart", env!("CARGO_PKG_VERSION"))
+        .build()
+        .await?;
+    let port = obs.config().server.port;
 
-    let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p
-            .parse()
-            .map_err(|_| format!("PORT must be a port number (0-65535), got {p:?}"))?,
-        Err(_) => 3000,
-    };
-
-    let app = app(&log);
+    let app = app(&obs);
 
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -144,6 +138,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl -i {base}/health/live                              # not in the access log");
     println!("  curl -s {base}/health/ready");
     println!("  curl -s {base}/metrics | grep http_requests_total");
+    println!(
+        "  curl -i {base}/                                         # request {} within {:?}: 429",
+        obs.limiter().limit() + 1,
+        obs.limiter().window()
+    );
+    println!("  curl -i {base}/runs/run-1                               # a telemetry run metric");
+    if obs.analytics_store().is_some() {
+        println!("  curl -s '{base}/api/analytics/metrics?metric=duration_ms&aggregation=avg'");
+    }
     println!("Ctrl-C to stop.");
 
     axum::serve(
@@ -155,5 +158,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!("shutting down");
     })
     .await?;
+    obs.shutdown().await;
     Ok(())
 }

@@ -61,3 +61,19 @@ pub fn init(config: &SentryConfig) -> Guard {
     }
     Guard(Some(sentry::init(obs_core::sentry::client_options(config))))
 }
+
+/// [`init`] with your own [`Scrubber`](obs_core::redact::Scrubber) for events and breadcrumbs
+/// (what [`Obs`](crate::Obs) uses, so Sentry and telemetry scrub alike).
+pub fn init_with(config: &SentryConfig, scrubber: obs_core::redact::Scrubber) -> Guard {
+    obs_core::sentry::log_status(config);
+    if !config.is_enabled() {
+        return Guard(None);
+    }
+    let mut options = obs_core::sentry::client_options(config);
+    // client_options installed the default scrubber's hooks; rebuild them with ours.
+    options.before_send = None;
+    options.before_breadcrumb = None;
+    Guard(Some(sentry::init(obs_core::sentry::configure(
+        options, scrubber,
+    ))))
+}

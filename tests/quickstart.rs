@@ -1,6 +1,12 @@
 //! The quickstart example's service, in process: request IDs on responses and on every log
 //! line (through obs-core's JSON logging), one access line per request, probes silent.
-#![cfg(feature = "tower")]
+#![cfg(all(
+    feature = "tower",
+    feature = "metrics",
+    feature = "health",
+    feature = "ratelimit",
+    feature = "telemetry"
+))]
 
 #[path = "../examples/quickstart.rs"]
 #[allow(dead_code)]
@@ -64,7 +70,15 @@ async fn quickstart_routes_logs_and_access_lines() {
     let subscriber =
         tracing_subscriber::registry().with(logging::layer(&config, move || writer.clone()));
     let _guard = tracing::subscriber::set_default(subscriber);
-    let app = quickstart::app(&config);
+    let mut obs_config = obs_core::config::Config::from_lookup(|_| None).unwrap();
+    obs_config.log = config.clone();
+    let obs = obs::Obs::builder()
+        .config(obs_config)
+        .logging(false)
+        .build()
+        .await
+        .unwrap();
+    let app = quickstart::app(&obs);
 
     let (status, id, body) = get(&app, "/users/42", Some("qs-1")).await;
     assert_eq!((status, id.as_str()), (StatusCode::OK, "qs-1"));

@@ -414,3 +414,39 @@ async fn many_tasks_lose_nothing_on_graceful_shutdown() {
     assert_eq!(stats.dropped(), 0);
     assert_eq!(memory.events().len(), 40_000);
 }
+
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn drops_and_queue_depth_are_exported_as_metrics() {
+    use obs_metrics::{Format, Registry, Scope};
+    use obs_telemetry::recorder_metrics::TelemetryMetrics;
+
+    let registry = Registry::new();
+    // On a current-thread runtime the batcher cannot run before the first await: with a
+    // queue of 2, the third and fourth items are dropped.
+    let recorder = Recorder::builder()
+        .sink(MemorySink::new())
+        .queue_capacity(2)
+        .max_batch(1000)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    TelemetryMetrics::register(&registry, &recorder).unwrap();
+    for i in 0..4 {
+        recorder.record_metric(format!("run-{i}"), MetricName::TOKENS_USED, 1.0);
+    }
+    let text = registry.encode(Format::Prometheus, &[Scope::System]);
+    assert!(
+        text.contains(r#"telemetry_events_dropped_total{reason="queue_full"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains("telemetry_events_queued_total 2"), "{text}");
+    assert!(text.contains("telemetry_queue_capacity 2"), "{text}");
+    recorder.shutdown().await;
+    let text = registry.encode(Format::Prometheus, &[Scope::System]);
+    assert!(
+        text.contains(r#"telemetry_events_written_total{kind="metric"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains("telemetry_queue_depth 0"), "{text}");
+}

@@ -11,6 +11,7 @@
 //! | `extract` (feature `axum`) | `ReqId` / `Ctx` extractors |
 //! | `propagate` (feature `reqwest`) | put the current request ID on outgoing reqwest calls |
 //! | `health` (feature `health`) | `/health/live|ready|startup|deep` endpoints over an `obs_health::Health` |
+//! | `otel` (feature `otel`) | `OtelLayer`: the request's OpenTelemetry server span, W3C `traceparent` in and out |
 //! | `analytics` (feature `telemetry`) | `/api/analytics/metrics` and `/api/analytics/export` over `obs-telemetry` run metrics |
 //!
 //! With axum, add the layers with `Router::layer`, request IDs last (outermost):
@@ -48,6 +49,9 @@ pub mod health;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 #[cfg(feature = "reqwest")]
 pub mod propagate;
 #[cfg(feature = "ratelimit")]

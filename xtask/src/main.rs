@@ -10,7 +10,9 @@
 //! Services already running (or pointed to by `REDIS_URL` / `DATABASE_URL`) are used as they
 //! are. Nothing here is a mock: when a service cannot be provided, the task fails and says why.
 
+mod bench_e2e;
 mod bugsink;
+mod examples;
 mod prometheus;
 mod redis_extra;
 mod services;
@@ -27,13 +29,17 @@ fn main() -> ExitCode {
         "services" => services::ensure_all().map(|_| ()),
         "test" => test(rest),
         "bugsink" => bugsink(),
+        "examples" => examples::run(),
+        "bench-e2e" => bench_e2e::run(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
                  test [-- ARGS]  start/install the services the tests need, then run every test\n  \
                  services        only start/install the services and print what is used\n  \
-                 bugsink         start a local Bugsink (Sentry-compatible) server and print its DSN"
+                 bugsink         start a local Bugsink (Sentry-compatible) server and print its DSN\n  \
+                 examples        smoke-test the examples: tour exits 0, each service answers /health/live\n  \
+                 bench-e2e       wrk load on loopback: hello-world axum bare vs with obs.layer()"
             );
             return if task == "help" {
                 ExitCode::SUCCESS

@@ -64,16 +64,22 @@ impl<'a> MakeWriter<'a> for Logs {
 /// can be registered by one thread while another installs its subscriber and rebuilds the
 /// cache; the callsite then stays cached as "never" and a later test sees no span (a rare
 /// flake seen under load). Holding this lock for the whole test removes the overlap.
-pub fn serial() -> MutexGuard<'static, ()> {
+///
+/// Holding it across `.await` is intended: each test runs on its own current-thread runtime,
+/// so waiting tests only block their own thread.
+pub fn serial() -> Serial {
     static SERIAL: Mutex<()> = Mutex::new(());
     // A failed test poisons the lock; the next test must still run.
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    Serial(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
 }
+
+/// While alive, no other tracing test of this binary runs; see [`serial`].
+pub struct Serial(MutexGuard<'static, ()>);
 
 /// Keeps the test's subscriber installed and the binary's tracing tests serialized.
 pub struct CaptureGuard {
     _default: DefaultGuard,
-    _serial: MutexGuard<'static, ()>,
+    _serial: Serial,
 }
 
 /// Installs a JSON subscriber (all levels, current span and span list included) as the
