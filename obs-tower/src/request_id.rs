@@ -314,113 +314,6 @@ impl Config {
     }
 }
 
-/// Fast UUIDv7 generation for the hot path.
-///
-/// `obs_core::RequestId::generate` (uuid's `now_v7`) makes one `getrandom` system call per ID
-/// plus a lock for its monotonic counter; under load that system call is most of a request
-/// ID's cost. Here each thread draws randomness from the OS CSPRNG in batches of
-/// [`POOL_IDS`] IDs (one system call per batch; every random byte is used once), and the
-/// 48-bit millisecond timestamp comes from the system clock. IDs are UUIDv7 with 74 random
-/// bits, sortable to the millisecond (not within one). If the OS RNG fails, it falls back
-/// to `RequestId::generate`. Measured in `benches/request_id.rs`.
-///
-/// Caveat: a process that `fork`s (without `exec`) after generating IDs hands the unused
-/// pool bytes of the forking thread to the child, so up to 31 IDs could repeat between the
-/// two; Rust services do not fork after serving requests, and tokio does not support it.
-mod generate {
-    use std::cell::RefCell;
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    use obs_core::RequestId;
-
-    /// IDs per `getrandom` call.
-    pub(super) const POOL_IDS: usize = 32;
-    const ID_RANDOM: usize = 10;
-
-    struct Pool {
-        bytes: [u8; ID_RANDOM * POOL_IDS],
-        next: usize,
-    }
-
-    thread_local! {
-        static POOL: RefCell<Pool> = const {
-            RefCell::new(Pool { bytes: [0; ID_RANDOM * POOL_IDS], next: POOL_IDS })
-        };
-    }
-
-    fn random() -> Option<[u8; ID_RANDOM]> {
-        POOL.try_with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if pool.next == POOL_IDS {
-                getrandom::fill(&mut pool.bytes).ok()?;
-                pool.next = 0;
-            }
-            let start = pool.next * ID_RANDOM;
-            pool.next += 1;
-            let mut out = [0u8; ID_RANDOM];
-            out.copy_from_slice(&pool.bytes[start..start + ID_RANDOM]);
-            // Used bytes are wiped so a later reader of the buffer cannot recover past IDs.
-            pool.bytes[start..start + ID_RANDOM].fill(0);
-            Some(out)
-        })
-        .ok()
-        .flatten()
-    }
-
-    /// A new UUIDv7 request ID.
-    pub(super) fn request_id() -> RequestId {
-        let Some(random) = random() else {
-            return RequestId::generate();
-        };
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        RequestId::from_uuid(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use std::collections::HashSet;
-
-        #[test]
-        fn ids_are_unique_uuid_v7_with_the_current_time() {
-            let before = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64;
-            let ids: Vec<_> = (0..POOL_IDS * 5 + 3).map(|_| request_id()).collect();
-            let after = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64;
-            let set: HashSet<_> = ids.iter().map(|i| i.as_str().to_owned()).collect();
-            assert_eq!(set.len(), ids.len());
-            for id in &ids {
-                let uuid = uuid::Uuid::parse_str(id.as_str()).unwrap();
-                assert_eq!(uuid.get_version_num(), 7);
-                assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
-                let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
-                let ms = secs * 1000 + u64::from(nanos) / 1_000_000;
-                assert!(
-                    (before..=after).contains(&ms),
-                    "{ms} not in {before}..={after}"
-                );
-            }
-        }
-
-        #[test]
-        fn threads_draw_different_ids() {
-            let a = std::thread::spawn(|| (0..64).map(|_| request_id()).collect::<Vec<_>>());
-            let b = std::thread::spawn(|| (0..64).map(|_| request_id()).collect::<Vec<_>>());
-            let mut all: Vec<_> = a.join().unwrap();
-            all.extend(b.join().unwrap());
-            let set: HashSet<_> = all.iter().map(|i| i.as_str().to_owned()).collect();
-            assert_eq!(set.len(), 128);
-        }
-    }
-}
-
 /// The header value for a request ID, sharing one allocation with a clone of the ID.
 fn header_value(id: &RequestId) -> HeaderValue {
     // A RequestId is visible ASCII by construction, so this cannot fail; the fallback is
@@ -481,14 +374,14 @@ where
                 (id, value)
             }
             Inbound::Absent => {
-                let id = generate::request_id();
+                let id = RequestId::generate();
                 let value = header_value(&id);
                 req.headers_mut()
                     .insert(config.header.clone(), value.clone());
                 (id, value)
             }
             Inbound::Rejected => {
-                let id = generate::request_id();
+                let id = RequestId::generate();
                 let value = header_value(&id);
                 let headers = req.headers_mut();
                 for name in &config.accept[1..] {
