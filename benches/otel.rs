@@ -15,21 +15,18 @@
 //!
 //! Run: `cargo bench -p obs --features tower,otel --bench otel`
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use obs_core::config::{OtelConfig, TracesSampler};
 use obs_telemetry::otel::Otel;
 use obs_tower::otel::OtelLayer;
 use obs_tower::RequestIdLayer;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use tower::{service_fn, Layer, Service};
+use tower::{Layer, Service};
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Drops every batch: measures the SDK and the layers, not a network.
@@ -43,41 +40,11 @@ impl SpanExporter for NoopExporter {
     }
 }
 
+mod support;
+use support::{drive, noop};
+
 fn request() -> Request<()> {
-    Request::get("/users/42")
-        .header("host", HeaderValue::from_static("api.example.com"))
-        .header("user-agent", HeaderValue::from_static("curl/8.5.0"))
-        .header("accept", HeaderValue::from_static("*/*"))
-        .body(())
-        .unwrap()
-}
-
-fn noop() -> impl Service<
-    Request<()>,
-    Response = Response<()>,
-    Error = Infallible,
-    Future = std::future::Ready<Result<Response<()>, Infallible>>,
-> + Clone {
-    service_fn(|req: Request<()>| {
-        drop(req);
-        std::future::ready(Ok(Response::new(())))
-    })
-}
-
-fn drive<S>(svc: &mut S, req: Request<()>) -> Response<()>
-where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => unreachable!("no-op service is always ready"),
-    }
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(res)) => res,
-        _ => unreachable!("no-op service completes at once"),
-    }
+    support::request("/users/42", false)
 }
 
 fn bench_case<S>(

@@ -23,63 +23,25 @@
 //! no-op waker (the no-op service is always ready), so no runtime overhead is measured.
 //!
 //! Run: `cargo bench -p obs --bench request_id`
+//!
+//! Instructions per request (deterministic, valgrind): `benches/instructions.sh request_id`
+//! (uses the `OBS_BENCH_COUNT=<case>:<n>` mode of this binary, see `support`).
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use http::{HeaderValue, Request, Response};
+use criterion::{criterion_group, BatchSize, Criterion};
+use http::{Request, Response};
 use obs_tower::RequestIdLayer;
-use tower::{service_fn, Layer, Service};
+use tower::{Layer, Service};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing_subscriber::layer::SubscriberExt;
 
-const INBOUND_ID: &str = "0195f0c8-5c4f-7d3a-9b1e-2f4a6c8d0e12";
+mod support;
+use support::{drive, noop};
 
-/// Header values are `from_static`, so cloning one is free, as cheap as cloning a value
-/// hyper parsed (which shares the read buffer): neither side pays a setup artefact.
 fn request(with_id: bool) -> Request<()> {
-    let mut b = Request::get("/users/42")
-        .header("host", HeaderValue::from_static("api.example.com"))
-        .header("user-agent", HeaderValue::from_static("curl/8.5.0"))
-        .header("accept", HeaderValue::from_static("*/*"));
-    if with_id {
-        b = b.header("x-request-id", HeaderValue::from_static(INBOUND_ID));
-    }
-    b.body(()).unwrap()
-}
-
-fn noop() -> impl Service<
-    Request<()>,
-    Response = Response<()>,
-    Error = Infallible,
-    Future = std::future::Ready<Result<Response<()>, Infallible>>,
-> + Clone {
-    service_fn(|req: Request<()>| {
-        drop(req);
-        std::future::ready(Ok(Response::new(())))
-    })
-}
-
-/// One request through `svc`: poll_ready, call, poll the future once (the no-op service is
-/// always ready and its future completes immediately).
-fn drive<S>(svc: &mut S, req: Request<()>) -> Response<()>
-where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => unreachable!("no-op service is always ready"),
-    }
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(res)) => res,
-        _ => unreachable!("no-op service completes at once"),
-    }
+    support::request("/users/42", with_id)
 }
 
 fn bench_case<S>(
@@ -105,17 +67,39 @@ fn bench_case<S>(
     });
 }
 
+fn tower_http() -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> {
+    let svc = PropagateRequestIdLayer::x_request_id().layer(noop());
+    SetRequestIdLayer::x_request_id(MakeRequestUuid).layer(svc)
+}
+
+fn ours() -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> {
+    RequestIdLayer::new().layer(noop())
+}
+
+fn ours_no_user_agent() -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> {
+    RequestIdLayer::new().record_user_agent(false).layer(noop())
+}
+
+/// `OBS_BENCH_COUNT` mode (see `support::count_mode`): no subscriber, like the criterion cases.
+fn count(case: &str, n: u64) {
+    match case {
+        "bare" => support::run_n(&mut noop(), n, || request(false)),
+        "tower-http/generated" => support::run_n(&mut tower_http(), n, || request(false)),
+        "obs/generated" => support::run_n(&mut ours(), n, || request(false)),
+        "tower-http/inbound" => support::run_n(&mut tower_http(), n, || request(true)),
+        "obs/inbound" => support::run_n(&mut ours(), n, || request(true)),
+        "obs/inbound-no-user-agent" => {
+            support::run_n(&mut ours_no_user_agent(), n, || request(true))
+        }
+        other => panic!("unknown case {other:?}"),
+    }
+}
+
 fn request_id(c: &mut Criterion) {
     let mut g = c.benchmark_group("request_id");
     g.sample_size(60)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(6));
-
-    let tower_http = || {
-        let svc = PropagateRequestIdLayer::x_request_id().layer(noop());
-        SetRequestIdLayer::x_request_id(MakeRequestUuid).layer(svc)
-    };
-    let ours = || RequestIdLayer::new().layer(noop());
 
     bench_case(&mut g, "bare", noop(), false);
     bench_case(&mut g, "tower-http/generated", tower_http(), false);
@@ -125,7 +109,7 @@ fn request_id(c: &mut Criterion) {
     bench_case(
         &mut g,
         "obs/inbound-no-user-agent",
-        RequestIdLayer::new().record_user_agent(false).layer(noop()),
+        ours_no_user_agent(),
         true,
     );
 
@@ -143,4 +127,12 @@ fn request_id(c: &mut Criterion) {
 }
 
 criterion_group!(benches, request_id);
-criterion_main!(benches);
+
+fn main() {
+    if let Some((case, n)) = support::count_mode() {
+        count(&case, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

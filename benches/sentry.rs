@@ -15,68 +15,30 @@
 //!
 //! Run: `cargo bench -p obs --features sentry --bench sentry`
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use obs_core::{RequestContext, RequestId};
 use obs_tower::SentryLayer;
 use sentry::test::TestTransport;
 use sentry::{ClientOptions, Hub};
 use sentry_tower::{NewSentryLayer, SentryHttpLayer};
-use tower::{service_fn, Layer, Service};
+use tower::{Layer, Service};
+
+mod support;
+use support::{drive, noop, INBOUND_ID};
 
 fn request() -> Request<()> {
-    let mut req = Request::get("/users/42?page=2")
-        .header("host", HeaderValue::from_static("api.example.com"))
-        .header("user-agent", HeaderValue::from_static("curl/8.5.0"))
-        .header("accept", HeaderValue::from_static("*/*"))
-        .header(
-            "x-request-id",
-            HeaderValue::from_static("0195f0c8-5c4f-7d3a-9b1e-2f4a6c8d0e12"),
-        )
-        .body(())
-        .unwrap();
-    let ctx =
-        RequestContext::builder(RequestId::parse("0195f0c8-5c4f-7d3a-9b1e-2f4a6c8d0e12").unwrap())
-            .method("GET")
-            .route("/users/{id}")
-            .build();
+    let mut req = support::request("/users/42?page=2", true);
+    let ctx = RequestContext::builder(RequestId::parse(INBOUND_ID).unwrap())
+        .method("GET")
+        .route("/users/{id}")
+        .build();
     req.extensions_mut().insert(ctx);
     req
-}
-
-fn noop() -> impl Service<
-    Request<()>,
-    Response = Response<()>,
-    Error = Infallible,
-    Future = std::future::Ready<Result<Response<()>, Infallible>>,
-> + Clone {
-    service_fn(|req: Request<()>| {
-        drop(req);
-        std::future::ready(Ok(Response::new(())))
-    })
-}
-
-fn drive<S, B>(svc: &mut S, req: Request<()>) -> Response<B>
-where
-    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => unreachable!("no-op service is always ready"),
-    }
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(res)) => res,
-        _ => unreachable!("no-op service completes at once"),
-    }
 }
 
 fn bench_case<S, B>(

@@ -229,6 +229,49 @@ async fn spawned_task_instrumented_with_the_request_span_keeps_the_id() {
     assert_eq!(lines[0]["request_id"], "spawned-1");
 }
 
+/// A span opened inside its request's scope (as obs-tower's `request` span is) reads the
+/// request's fields from the context: events in a task spawned with that span but outside the
+/// task-local still get them, including a user id set on the context after the span opened.
+/// A span naming another request keeps its own values.
+#[tokio::test(flavor = "current_thread")]
+async fn span_opened_in_scope_reads_the_context() {
+    let out = Capture::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::registry().with(logging::layer(
+        &config(LogFormat::Json, "info"),
+        move || writer.clone(),
+    ));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let ctx = RequestContext::builder(id("scoped-1"))
+        .method("POST")
+        .route("/orders/{id}")
+        .build();
+    let (span, other) = ctx.clone().sync_scope(|| {
+        (
+            tracing::info_span!("request", request_id = "scoped-1", method = "POST"),
+            tracing::info_span!("request", request_id = "other-2", route = "/x"),
+        )
+    });
+    ctx.set_user_id("u-7");
+    tokio::spawn(async { tracing::info!("background") }.instrument(span))
+        .await
+        .unwrap();
+    tokio::spawn(async { tracing::info!("elsewhere") }.instrument(other))
+        .await
+        .unwrap();
+
+    let lines = out.json_lines();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["request_id"], "scoped-1");
+    assert_eq!(lines[0]["method"], "POST");
+    assert_eq!(lines[0]["route"], "/orders/{id}");
+    assert_eq!(lines[0]["user_id"], "u-7");
+    assert_eq!(lines[1]["request_id"], "other-2");
+    assert_eq!(lines[1]["route"], "/x");
+    assert!(!lines[1].contains_key("method"));
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn request_span_is_known_even_when_the_level_filter_is_stricter() {
     let out = Capture::default();

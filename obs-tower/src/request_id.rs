@@ -86,6 +86,7 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::level_filters::LevelFilter;
 use tracing::{Level, Span};
 
 use crate::client_ip::{peer_addr, TrustedProxies};
@@ -394,20 +395,32 @@ where
         };
 
         let ctx = build_context(config, &req, id.clone());
-        let span = request_span!(
-            config.level,
-            request_id = id.as_str(),
-            method = req.method().as_str(),
-            route = ctx.route(),
-        );
         let extensions = req.extensions_mut();
         extensions.insert(id);
         extensions.insert(ctx.clone());
 
-        let future = {
-            let _entered = span.enter();
-            ctx.clone().sync_scope(|| self.inner.call(req))
-        };
+        // The span opens inside the task-local scope, so a logging layer can take the
+        // request's fields from the context instead of copying them (obs-core's does).
+        let inner = &mut self.inner;
+        let (span, future) = ctx.clone().sync_scope(|| {
+            // Checked here too so that a process without any subscriber skips the macro's
+            // `log` fallback (it formats the fields into a `log` record per request).
+            let span = if config.level <= LevelFilter::current() {
+                request_span!(
+                    config.level,
+                    request_id = ctx.request_id().as_str(),
+                    method = req.method().as_str(),
+                    route = ctx.route(),
+                )
+            } else {
+                Span::none()
+            };
+            let future = {
+                let _entered = span.enter();
+                inner.call(req)
+            };
+            (span, future)
+        });
         ResponseFuture {
             inner: ctx.scope(future),
             span,

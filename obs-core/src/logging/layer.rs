@@ -68,6 +68,42 @@ struct SpanRequestFields {
     values: [Option<String>; 4],
 }
 
+impl SpanRequestFields {
+    fn from_context(ctx: &RequestContext) -> Self {
+        let info = RequestInfo::from_context(ctx);
+        SpanRequestFields {
+            values: info.values.map(|v| v.map(str::to_owned)),
+        }
+    }
+}
+
+/// How a span identifies its request, stored in its extensions.
+enum SpanRequest {
+    /// The span was opened inside the scope of the request it names (obs-tower's `request`
+    /// span is): read the fields from the shared context instead of copying three strings
+    /// per request. Used for events outside the task-local scope, e.g. in a task spawned
+    /// with `.in_current_span()`.
+    Context(RequestContext),
+    /// Values copied from the span's fields (spans opened outside their request's scope).
+    Fields(SpanRequestFields),
+}
+
+/// Does the span's `request_id` field (a `&str` value) name the request of `id`?
+struct NamesRequest<'a> {
+    id: &'a str,
+    same: bool,
+}
+
+impl Visit for NamesRequest<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "request_id" {
+            self.same = value == self.id;
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+}
+
 impl Visit for SpanRequestFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         if let Some(i) = REQUEST_KEYS.iter().position(|k| *k == field.name()) {
@@ -142,18 +178,30 @@ where
         if !declares {
             return;
         }
-        let mut fields = SpanRequestFields::default();
-        attrs.record(&mut fields);
+        let entry = match RequestContext::current() {
+            Some(current) if names_request(attrs, &current) => SpanRequest::Context(current),
+            _ => {
+                let mut fields = SpanRequestFields::default();
+                attrs.record(&mut fields);
+                SpanRequest::Fields(fields)
+            }
+        };
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(fields);
+            span.extensions_mut().insert(entry);
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(fields) = ext.get_mut::<SpanRequestFields>() {
-            values.record(fields);
+        if let Some(entry) = ext.get_mut::<SpanRequest>() {
+            // A field recorded later may differ from the context: copy, then apply it.
+            if let SpanRequest::Context(current) = entry {
+                *entry = SpanRequest::Fields(SpanRequestFields::from_context(current));
+            }
+            if let SpanRequest::Fields(fields) = entry {
+                values.record(fields);
+            }
         }
     }
 
@@ -174,6 +222,15 @@ where
     }
 }
 
+fn names_request(attrs: &Attributes<'_>, ctx: &RequestContext) -> bool {
+    let mut visitor = NamesRequest {
+        id: ctx.request_id().as_str(),
+        same: false,
+    };
+    attrs.record(&mut visitor);
+    visitor.same
+}
+
 impl<S, W> LogLayer<S, W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -188,10 +245,14 @@ where
             if let Some(scope) = ctx.event_scope(event) {
                 for span in scope {
                     let ext = span.extensions();
-                    if let Some(fields) = ext.get::<SpanRequestFields>() {
-                        if fields.values[0].is_some() {
+                    match ext.get::<SpanRequest>() {
+                        Some(SpanRequest::Context(owner)) => {
+                            return self.format(bufs, event, &RequestInfo::from_context(owner));
+                        }
+                        Some(SpanRequest::Fields(fields)) if fields.values[0].is_some() => {
                             return self.format(bufs, event, &RequestInfo::from_span(fields));
                         }
+                        _ => {}
                     }
                 }
             }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Instructions per request through each stack of a per-request bench, counted by valgrind's
+# callgrind: deterministic for the same binary and inputs, whatever else the machine does
+# (wall-time benches on a shared machine are not).
+#
+#   benches/instructions.sh request_id|stack [case ...]
+#
+# Each case runs twice (N1 and N2 requests, `OBS_BENCH_COUNT=<case>:<n>` mode of the bench
+# binary); (I(N2) - I(N1)) / (N2 - N1) removes startup and one-time costs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bench=${1:?usage: benches/instructions.sh <bench> [case ...]}
+shift
+case "$bench" in
+request_id)
+    features=""
+    default_cases=(bare tower-http/generated obs/generated tower-http/inbound obs/inbound obs/inbound-no-user-agent)
+    ;;
+stack)
+    features="--features sentry"
+    default_cases=(bare request_id request_id+access_log request_id+metrics request_id+ratelimit request_id+sentry "obs.layer()")
+    ;;
+*)
+    echo "no instruction-count cases for bench '$bench' (supported: request_id, stack)" >&2
+    exit 2
+    ;;
+esac
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=("${default_cases[@]}")
+command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install -y valgrind)" >&2; exit 1; }
+
+N1=${N1:-5000}
+N2=${N2:-25000}
+bin=$(cargo bench -p obs $features --bench "$bench" --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]==sys.argv[1]: print(m["executable"])' "$bench" | tail -1)
+[ -x "$bin" ] || { echo "could not build bench $bench" >&2; exit 1; }
+
+instructions() { # case n -> total instructions
+    local out
+    out=$(mktemp)
+    OBS_BENCH_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
+    awk '/^summary:/ {print $2}' "$out"
+    rm -f "$out"
+}
+
+printf '| case | instructions / request |\n|---|---:|\n'
+for c in "${cases[@]}"; do
+    a=$(instructions "$c" "$N1")
+    b=$(instructions "$c" "$N2")
+    printf '| `%s` | %d |\n' "$c" $(((b - a) / (N2 - N1)))
+done
