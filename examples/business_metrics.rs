@@ -8,6 +8,7 @@
 //! curl -X POST 'localhost:3004/api/assets/texture/generate?seconds=7&fail=timeout'
 //! curl -X POST localhost:3004/api/login/github
 //! curl localhost:3004/metrics/business
+//! curl localhost:3004/health/live      # with feature `health` (on by default)
 //! ```
 //!
 //! The generation handler does not really generate anything: it records the duration given
@@ -277,9 +278,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3004".into());
     let registry = Registry::new();
     let app = app(&registry);
+    // Probes for the orchestrator (and `cargo xtask examples`). Behind `cfg` because this file
+    // is also compiled, as a module, by `metrics_artifacts` and the Prometheus tests, which
+    // need only `tower,metrics`.
+    #[cfg(feature = "health")]
+    let app = app.merge(health_router()?);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!(
-        "business_metrics listening on http://{}  (GET /metrics, /metrics/business)",
+        "business_metrics listening on http://{}  (GET /metrics, /metrics/business, /health/live)",
         listener.local_addr()?
     );
     axum::serve(listener, app)
@@ -288,4 +294,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     Ok(())
+}
+
+/// `/health/live|ready|startup|deep`: this service has no dependency to check, so only a
+/// liveness check of the process itself.
+#[cfg(feature = "health")]
+fn health_router() -> Result<Router, obs_health::HealthError> {
+    let health = obs_health::Health::builder()
+        .service("business-metrics-example", env!("CARGO_PKG_VERSION"))
+        .register(
+            obs_health::Registration::new("process", obs_health::check_fn(|| async {}))
+                .probes(obs_health::Probes::LIVE),
+        )
+        .build()?;
+    Ok(obs_tower::health::HealthEndpoints::new(health).router())
 }

@@ -10,6 +10,10 @@
 //! adds the whole stack: request IDs, Sentry layer (hub without a DSN, feature `sentry`),
 //! access log with `LOG_REQUESTS=false`, HTTP RED metrics, and an in-memory limiter
 //! (approximate mode) with a limit no benchmark reaches. It prints its URL once listening.
+//!
+//! Both answer `GET /health/live` (`curl -i http://127.0.0.1:3000/health/live`) for the
+//! smoke test: `obs.router()` in the `obs` variant, the same endpoints over a liveness-only
+//! registry in the `bare` one. The benchmark loads `/` only.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -32,7 +36,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (app, obs) = match variant.as_str() {
         "bare" => {
             obs::core::logging::try_init(&config.log)?;
-            (app, None)
+            let health = obs::health::Health::builder()
+                .register(
+                    obs::health::Registration::new("process", obs::health::check_fn(|| async {}))
+                        .probes(obs::health::Probes::LIVE),
+                )
+                .build()?;
+            let probes = obs::tower::health::HealthEndpoints::new(health).router();
+            (app.merge(probes), None)
         }
         "obs" => {
             let limiter = obs::ratelimit::Limiter::builder("http")
@@ -45,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .limiter(limiter)
                 .build()
                 .await?;
-            (app.layer(obs.layer()), Some(obs))
+            (app.layer(obs.layer()).merge(obs.router()), Some(obs))
         }
         other => return Err(format!("variant must be bare or obs, got {other:?}").into()),
     };

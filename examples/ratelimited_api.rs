@@ -6,11 +6,13 @@
 //!    retryAfter), whose 429 refunds the per-IP admission.
 //!
 //! On Redis when `REDIS_URL` is set (shared by every instance), in memory otherwise.
+//! `/health/live|ready` sit outside the limit layer: probes are never rate limited.
 //!
 //! ```text
-//! cargo run --example ratelimited_api --features ratelimit          # serves on 127.0.0.1:3000
+//! cargo run --example ratelimited_api --features ratelimit          # serves on 127.0.0.1:$PORT (3000)
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example ratelimited_api --features ratelimit
 //! curl -i -X POST localhost:3000/repos/octo/hello/webhook
+//! curl -i localhost:3000/health/live
 //! cargo run --example ratelimited_api --features ratelimit -- demo  # sends requests, prints, exits
 //! ```
 
@@ -22,9 +24,11 @@ use axum::extract::{Path, State};
 use axum::http::{header, Response};
 use axum::routing::post;
 use axum::Router;
-use obs_core::config::RateLimitConfig;
+use obs_core::config::{RateLimitConfig, ServerConfig};
+use obs_health::{check_fn, Health, Probes, Registration};
 use obs_ratelimit::{Limiter, LimiterBuilder, OutagePolicy};
 use obs_tower::client_ip::TrustedProxies;
+use obs_tower::health::HealthEndpoints;
 use obs_tower::ratelimit::{set_headers, too_many_requests, RateLimitLayer};
 
 async fn build(builder: LimiterBuilder) -> Limiter {
@@ -64,6 +68,7 @@ async fn webhook(
 async fn main() {
     tracing_subscriber::fmt().init();
     let config = RateLimitConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let server = ServerConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
     let backend = if std::env::var("REDIS_URL").is_ok() {
         "Redis"
     } else {
@@ -91,22 +96,25 @@ async fn main() {
         config.max, config.window
     );
 
+    // Liveness only: the limiter's own outage policy decides what happens without Redis.
+    let health = Health::builder()
+        .service("ratelimited-api-example", env!("CARGO_PKG_VERSION"))
+        .register(Registration::new("process", check_fn(|| async {})).probes(Probes::LIVE))
+        .build()
+        .expect("valid health registrations");
     let app = Router::new()
         .route("/repos/{owner}/{repo}/webhook", post(webhook))
         .with_state(per_repo)
         .layer(RateLimitLayer::per_client_ip(
             per_ip,
             TrustedProxies::loopback(),
-        ));
+        ))
+        // Merged after the layer: probes are not rate limited.
+        .merge(HealthEndpoints::new(health).router());
 
     let demo = std::env::args().nth(1).as_deref() == Some("demo");
-    let addr: SocketAddr = if demo {
-        "127.0.0.1:0"
-    } else {
-        "127.0.0.1:3000"
-    }
-    .parse()
-    .unwrap();
+    let port = if demo { 0 } else { server.port };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     println!("listening on http://{addr}");
@@ -115,7 +123,12 @@ async fn main() {
         app.into_make_service_with_connect_info::<SocketAddr>(),
     );
     if !demo {
-        server.await.unwrap();
+        server
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .unwrap();
         return;
     }
     tokio::spawn(async move { server.await.unwrap() });

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --example sentry_errors --features sentry        # PORT=3000 by default
+//! curl -i http://127.0.0.1:3000/health/live
 //! ```
 //!
 //! Point it at a local Bugsink (a Sentry-compatible server, from PyPI):
@@ -25,7 +26,9 @@
 //! - `/panic` panics: captured as a fatal event, then turned into a 500 by tower-http's
 //!   `CatchPanicLayer` (outermost, with a custom handler: the default one logs an ERROR that
 //!   the tracing layer would report as a second event);
-//! - `/missing` answers 404: not reported (4xx are not errors of the service).
+//! - `/missing` answers 404: not reported (4xx are not errors of the service);
+//! - `/health/live|ready` answer outside the Sentry and access-log layers (probes are
+//!   neither reported nor logged).
 use std::net::{Ipv4Addr, SocketAddr};
 
 use axum::extract::Path;
@@ -34,6 +37,8 @@ use axum::routing::get;
 use axum::Router;
 use obs::core::config::Config;
 use obs::core::sentry as report;
+use obs::health::{check_fn, Health, Probes, Registration};
+use obs::tower::health::HealthEndpoints;
 use obs::tower::{AccessLogLayer, RequestIdLayer, SentryLayer};
 use tracing_subscriber::prelude::*;
 
@@ -80,6 +85,17 @@ fn app() -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .merge(health_router())
+}
+
+/// `/health/*` with a liveness check of the process only (this service has no dependency).
+fn health_router() -> Router {
+    let health = Health::builder()
+        .service("sentry-errors-example", env!("CARGO_PKG_VERSION"))
+        .register(Registration::new("process", check_fn(|| async {})).probes(Probes::LIVE))
+        .build()
+        .expect("valid health registrations");
+    HealthEndpoints::new(health).router()
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send>) -> axum::http::Response<String> {
@@ -118,6 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  curl -i {base}/orders/7");
         println!("  curl -i {base}/panic");
         println!("  curl -i {base}/missing");
+        println!("  curl -i {base}/health/live");
         axum::serve(
             listener,
             app().into_make_service_with_connect_info::<SocketAddr>(),

@@ -98,11 +98,10 @@ async fn webhook(
     let _enter = span.enter();
     #[cfg(feature = "sentry")]
     {
-        sentry::configure_scope(|scope| {
-            scope.set_tag("run_id", &run_id);
-            scope.set_tag("repo", repo);
-            scope.set_tag("source", "webhook");
-        });
+        // On this request's own hub (SentryLayer): the tags never reach other requests.
+        obs::core::sentry::set_tag("run_id", &run_id);
+        obs::core::sentry::set_tag("repo", repo);
+        obs::core::sentry::set_tag("source", "webhook");
         obs::core::sentry::breadcrumb("webhook", "webhook accepted", [("event", event)]);
     }
     tracing::info!(run_id, repo, event, "processing webhook");

@@ -10,13 +10,23 @@
 //! | health registry: `process` (live), `disk`, `memory`, plus `postgres`/`sqlite` and `redis` checks | feature `health` | `DATABASE_URL` (features `postgres`/`sqlite`), `REDIS_URL` (feature `redis`) |
 //! | rate limiter (`RATE_LIMIT_MAX` per `RATE_LIMIT_WINDOW`, per client IP) | feature `ratelimit` | Redis with `REDIS_URL` + feature `redis`, in memory otherwise |
 //! | OpenTelemetry tracer provider + server spans, W3C `traceparent` | feature `otel`, unless `OTEL_SDK_DISABLED` | OTLP/HTTP export with `OTEL_EXPORTER_OTLP_ENDPOINT`; otherwise trace ids only |
-//! | telemetry recorder (`TELEMETRY_ENABLED` gates events; run metrics always) | feature `telemetry` | PostgreSQL with a `postgres://` `DATABASE_URL` + feature `postgres`; SQLite with a `sqlite:` one, or an in-memory SQLite without one (feature `sqlite`); otherwise a `tracing` sink |
+//! | telemetry recorder (`TELEMETRY_ENABLED` gates events; run metrics always) | feature `telemetry` | PostgreSQL with a `postgres://` `DATABASE_URL` + feature `postgres`; SQLite with a `sqlite:` one (feature `sqlite`); else the HTTP metrics API with `METRICS_API_URL` (bearer `METRICS_API_TOKEN`); else an in-memory SQLite (feature `sqlite`); otherwise a `tracing` sink |
 //!
 //! and logs one INFO line (target `obs`) saying what it enabled:
 //!
 //! ```text
 //! obs ready: logging=json sentry=off metrics health=[process,disk,memory,redis] ratelimit=redis(5/60s) telemetry=sqlite(memory)
 //! ```
+//!
+//! `METRICS_API_URL` is where a process *without its own store* sends its telemetry, as
+//! GitTinkerer's runner posts its run metrics to the service's `/api/metrics/record`, which
+//! writes them to PostgreSQL. So it replaces the embedded default (in-memory SQLite or the
+//! `tracing` sink), but a configured `DATABASE_URL` stays the store: in the reference layout
+//! both variables sit in the one `.env` and `METRICS_API_URL` points at the service itself,
+//! so posting there as well would store every sample twice. The startup line says which was
+//! chosen (`telemetry=http(host:port)`, or `telemetry=postgres(METRICS_API_URL unused)`).
+//! An `https://` `METRICS_API_URL` needs a TLS-enabled HTTP client, which obs builds only with
+//! feature `sentry` (reqwest with native-tls); without it, startup fails naming the variable.
 //!
 //! A variable that is set but unusable fails here, naming the variable ([`Error::var`]): a
 //! malformed value ([`Error::Config`], every mistake at once) or a configured service that is
@@ -234,14 +244,14 @@ impl Default for ObsBuilder {
 }
 
 impl ObsBuilder {
-    /// Use this configuration instead of reading the process environment (and `HEALTH_TOKEN`).
+    /// Use this configuration instead of reading the process environment.
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
         self
     }
 
-    /// Read the variables (and `HEALTH_TOKEN`) through `lookup` instead of the process
-    /// environment, as [`Config::from_lookup`]: tests and tools use a map.
+    /// Read the variables through `lookup` instead of the process environment, as
+    /// [`Config::from_lookup`]: tests and tools use a map.
     pub fn env_lookup(mut self, lookup: impl Fn(&str) -> Option<String> + Send + 'static) -> Self {
         self.lookup = Some(Box::new(lookup));
         self
@@ -267,7 +277,7 @@ impl ObsBuilder {
     }
 
     /// Show health details (messages, system info) to requests with
-    /// `Authorization: Bearer <token>`. [`Obs::from_env`] reads it from `HEALTH_TOKEN`.
+    /// `Authorization: Bearer <token>`; overrides `HEALTH_TOKEN` ([`Config::health`]).
     pub fn health_token(mut self, token: impl Into<String>) -> Self {
         let token = token.into();
         self.health_token = (!token.is_empty()).then_some(token);
@@ -331,16 +341,14 @@ impl ObsBuilder {
             Some(lookup) => lookup,
             None => Box::new(|var: &str| std::env::var(var).ok()),
         };
-        let (config, read_token) = match self.config {
-            Some(config) => (config, false),
-            None => (Config::from_lookup(&lookup)?, true),
-        };
-        let health_token = match self.health_token {
-            Some(t) => Some(t),
-            None if read_token => lookup("HEALTH_TOKEN").filter(|t| !t.trim().is_empty()),
-            None => None,
+        let config = match self.config {
+            Some(config) => config,
+            None => Config::from_lookup(&lookup)?,
         };
         drop(lookup);
+        let health_token = self
+            .health_token
+            .or_else(|| config.health.token.as_ref().map(|t| t.expose().to_owned()));
         let scrubber = self.scrubber.unwrap_or_default();
         let mut summary: Vec<String> = Vec::new();
 
@@ -514,6 +522,10 @@ impl ObsBuilder {
         if config.database.is_some() {
             tracing::warn!(target: "obs", "DATABASE_URL is set but obs was built without features `postgres`/`sqlite`: the database is not used");
         }
+        #[cfg(not(feature = "telemetry"))]
+        if config.metrics_api.is_some() {
+            tracing::warn!(target: "obs", "METRICS_API_URL is set but obs was built without feature `telemetry`: nothing is sent there");
+        }
         #[cfg(not(feature = "otel"))]
         if config.otel.export_enabled() {
             tracing::warn!(target: "obs", "OTEL_EXPORTER_OTLP_ENDPOINT is set but obs was built without feature `otel`: no spans are exported");
@@ -661,6 +673,7 @@ async fn build_recorder(
     let mut builder = Some(builder);
     #[allow(unused_mut)]
     let mut recorder: Option<Recorder> = None;
+    let mut metrics_api_unused = false;
     #[cfg(feature = "postgres")]
     if let Some(db) = config.database.as_ref().filter(|d| !d.is_sqlite()) {
         let sink = obs_telemetry::sink::postgres::PostgresSink::from_config(db)
@@ -676,6 +689,33 @@ async fn build_recorder(
                 .build()
                 .map_err(|e| setup("telemetry")(e.into()))?,
         );
+    }
+    // METRICS_API_URL: instead of the embedded default, never instead of DATABASE_URL (see
+    // the module docs).
+    let database_is_store = match &config.database {
+        Some(db) if db.is_sqlite() => cfg!(feature = "sqlite"),
+        Some(_) => cfg!(feature = "postgres"),
+        None => false,
+    };
+    if let Some(api) = &config.metrics_api {
+        if database_is_store {
+            metrics_api_unused = true;
+        } else {
+            let sink = http_sink(api)?;
+            backend = format!(
+                "http({}{})",
+                api.url.host_str().unwrap_or_default(),
+                api.url.port().map(|p| format!(":{p}")).unwrap_or_default()
+            );
+            recorder = Some(
+                builder
+                    .take()
+                    .expect("set once")
+                    .sink(sink)
+                    .build()
+                    .map_err(|e| setup("telemetry")(e.into()))?,
+            );
+        }
     }
     #[cfg(feature = "sqlite")]
     if recorder.is_none() {
@@ -721,7 +761,30 @@ async fn build_recorder(
             .build()
             .map_err(|e| setup("telemetry")(e.into()))?,
     };
+    if metrics_api_unused {
+        backend += "(METRICS_API_URL unused)";
+    }
     Ok((recorder, store, backend))
+}
+
+/// The HTTP sink for `METRICS_API_URL`; an `https://` URL needs reqwest's TLS, which only
+/// feature `sentry` turns on.
+#[cfg(feature = "telemetry")]
+fn http_sink(
+    api: &obs_core::config::MetricsApiConfig,
+) -> Result<obs_telemetry::sink::http::HttpSink, Error> {
+    let fail = |source: BoxError| Error::Backend {
+        component: "telemetry",
+        var: "METRICS_API_URL",
+        target: api.url.to_string(),
+        source,
+    };
+    if api.url.scheme() == "https" && !cfg!(feature = "sentry") {
+        return Err(fail(
+            "https:// needs TLS, which obs builds only with feature `sentry`: enable it, or use http:// on a private network".into(),
+        ));
+    }
+    obs_telemetry::sink::http::HttpSink::from_config(api).map_err(|e| fail(e.into()))
 }
 
 /// Built-in checks for the configured PostgreSQL/SQLite and Redis (lazy connections: an

@@ -128,6 +128,16 @@ async fn misconfiguration_fails_at_startup_naming_the_variable() {
     assert!(text.contains("LOG_FORMAT"), "{text}");
     assert!(err.var().is_some());
 
+    // HEALTH_TOKEN is validated with the rest, and never shown.
+    let err = Obs::builder()
+        .env_lookup(env(&[("HEALTH_TOKEN", "two words")]))
+        .logging(false)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.var(), Some("HEALTH_TOKEN"), "{err}");
+    assert!(!err.to_string().contains("two words"), "{err}");
+
     // A configured service that cannot be used at startup names its variable too.
     #[cfg(feature = "redis")]
     {
@@ -185,4 +195,45 @@ async fn shutdown_flushes_to_the_embedded_sqlite_store() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["count"], 1, "{json}");
     assert_eq!(json["value"], 1500.0, "{json}");
+}
+
+/// The token travels in [`Config`](obs::core::config::Config) (`HEALTH_TOKEN`), so an explicit
+/// configuration carries it too; [`ObsBuilder::health_token`](obs::ObsBuilder::health_token)
+/// overrides it.
+#[tokio::test]
+async fn health_token_comes_from_the_config_and_the_builder_overrides_it() {
+    async fn details_shown(obs: &Obs, token: &str) -> bool {
+        let req = Request::get("/health/ready")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = obs.router::<()>().oneshot(req).await.unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json.get("system").is_some()
+    }
+    let config = obs::core::config::Config::builder()
+        .health_token("from-config")
+        .build()
+        .unwrap();
+    let obs = Obs::builder()
+        .config(config.clone())
+        .logging(false)
+        .build()
+        .await
+        .unwrap();
+    assert!(details_shown(&obs, "from-config").await);
+    assert!(!details_shown(&obs, "other").await);
+    obs.shutdown().await;
+
+    let obs = Obs::builder()
+        .config(config)
+        .health_token("from-builder")
+        .logging(false)
+        .build()
+        .await
+        .unwrap();
+    assert!(details_shown(&obs, "from-builder").await);
+    assert!(!details_shown(&obs, "from-config").await);
+    obs.shutdown().await;
 }

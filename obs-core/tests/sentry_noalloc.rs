@@ -16,6 +16,8 @@ fn calls(err: &std::io::Error) {
     assert!(sentry::capture_message("payment failed", Level::Error, [("amount", 12)]).is_none());
     sentry::breadcrumb("db", "insert", [("rows", 1)]);
     sentry::with_context("cart", [("items", 3)]);
+    sentry::set_tag("run_id", "run-1");
+    sentry::set_tag("attempt", 3);
 }
 
 #[test]

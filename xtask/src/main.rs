@@ -38,7 +38,7 @@ fn main() -> ExitCode {
                  test [-- ARGS]  start/install the services the tests need, then run every test\n  \
                  services        only start/install the services and print what is used\n  \
                  bugsink         start a local Bugsink (Sentry-compatible) server and print its DSN\n  \
-                 examples        smoke-test the examples: tour exits 0, each service answers /health/live\n  \
+                 examples        smoke-test every example: one-shots exit 0 with their output, services answer /health/live and their curls\n  \
                  bench-e2e       wrk load on loopback: hello-world axum bare vs with obs.layer()"
             );
             return if task == "help" {

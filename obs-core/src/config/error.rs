@@ -82,8 +82,8 @@ impl fmt::Display for Got {
 ///
 /// The message names the variable, the expected form and the value found, e.g.
 /// `SENTRY_TRACES_SAMPLE_RATE must be a number between 0 and 1, got "1.5"`. Secrets
-/// (`SENTRY_DSN`, `REDIS_PASSWORD`, `METRICS_API_TOKEN`, passwords inside `REDIS_URL` and
-/// `DATABASE_URL`) are never repeated: see [`Got`].
+/// (`SENTRY_DSN`, `REDIS_PASSWORD`, `METRICS_API_TOKEN`, `HEALTH_TOKEN`, passwords inside
+/// `REDIS_URL` and `DATABASE_URL`) are never repeated: see [`Got`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

@@ -11,8 +11,8 @@
 //!   - REDIS_URL must be a redis://, rediss://, redis+unix:// or unix:// URL, got "http://***@cache:6379"
 //! ```
 //!
-//! Secrets (`SENTRY_DSN`, `REDIS_PASSWORD`, `METRICS_API_TOKEN`, passwords inside `REDIS_URL`
-//! and `DATABASE_URL`) are never repeated in errors or in `Debug` output: they are held in a
+//! Secrets (`SENTRY_DSN`, `REDIS_PASSWORD`, `METRICS_API_TOKEN`, `HEALTH_TOKEN`, passwords inside
+//! `REDIS_URL` and `DATABASE_URL`) are never repeated in errors or in `Debug` output: they are held in a
 //! [`Secret`], and errors show only their length or the URL with its credentials masked.
 //!
 //! # Rules shared by every variable
@@ -45,6 +45,7 @@
 //! | `DATABASE_URL` | `postgres://`, `postgresql://` or `sqlite:` URL | unset |
 //! | `METRICS_API_URL` | `http(s)://` endpoint that receives run metrics | unset |
 //! | `METRICS_API_TOKEN` | bearer token for `METRICS_API_URL` (requires it) | unset |
+//! | `HEALTH_TOKEN` | bearer token (visible ASCII, no spaces) that shows check details and system info on `/health/*` (secret) | unset: details hidden |
 //! | `OTEL_SDK_DISABLED` | turn OpenTelemetry off | `false` |
 //! | `OTEL_SERVICE_NAME` | `service.name` resource attribute | unset |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,key=value`, values percent-encoded | empty |
@@ -126,8 +127,9 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, Got};
 pub use sections::{
-    DatabaseConfig, MetricsApiConfig, OtelConfig, OtlpProtocol, RateLimitConfig, RedisConfig,
-    SentryConfig, ServerConfig, TelemetryConfig, TracesSampler, MIN_SUBJECT_SECRET_LEN,
+    DatabaseConfig, HealthConfig, MetricsApiConfig, OtelConfig, OtlpProtocol, RateLimitConfig,
+    RedisConfig, SentryConfig, ServerConfig, TelemetryConfig, TracesSampler,
+    MIN_SUBJECT_SECRET_LEN,
 };
 
 use crate::logging::{LogConfig, LogFormat};
@@ -187,6 +189,8 @@ pub mod vars {
         METRICS_API_URL,
         /// Bearer token for `METRICS_API_URL` (secret).
         METRICS_API_TOKEN,
+        /// Bearer token that unlocks health details (secret).
+        HEALTH_TOKEN,
         /// Turns OpenTelemetry off.
         OTEL_SDK_DISABLED,
         /// OpenTelemetry `service.name`.
@@ -267,6 +271,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// `METRICS_API_URL`, `METRICS_API_TOKEN`; `None` when the URL is unset.
     pub metrics_api: Option<MetricsApiConfig>,
+    /// `HEALTH_TOKEN`.
+    pub health: HealthConfig,
     /// `OTEL_*`.
     pub otel: OtelConfig,
 }
@@ -307,6 +313,7 @@ impl Config {
             rate_limit: RateLimitConfig::read(&mut r),
             telemetry: TelemetryConfig::read(&mut r),
             metrics_api: MetricsApiConfig::read(&mut r),
+            health: HealthConfig::read(&mut r),
             otel: OtelConfig::read(&mut r),
         };
         match ConfigErrors::from_vec(r.errors) {
@@ -406,6 +413,8 @@ impl ConfigBuilder {
         metrics_api_url => METRICS_API_URL;
         /// `METRICS_API_TOKEN`.
         metrics_api_token => METRICS_API_TOKEN;
+        /// `HEALTH_TOKEN`.
+        health_token => HEALTH_TOKEN;
         /// `OTEL_SERVICE_NAME`.
         otel_service_name => OTEL_SERVICE_NAME;
         /// `OTEL_RESOURCE_ATTRIBUTES` as `k=v,k=v` (values percent-encoded).

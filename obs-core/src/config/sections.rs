@@ -495,6 +495,51 @@ impl MetricsApiConfig {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Access to the health endpoints' details.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct HealthConfig {
+    /// `HEALTH_TOKEN`: requests with `Authorization: Bearer <token>` see check messages and
+    /// system info on `/health/*`; without it (or without the header) only statuses are shown.
+    pub token: Option<Secret>,
+}
+
+impl HealthConfig {
+    /// A configuration with `token`, validated as `HEALTH_TOKEN` would be.
+    pub fn new(token: Option<Secret>) -> Result<Self, ConfigError> {
+        if let Some(t) = &token {
+            check_bearer_token(vars::HEALTH_TOKEN, t.expose())?;
+        }
+        Ok(HealthConfig { token })
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Self {
+        let token = r.parse(vars::HEALTH_TOKEN, |s| {
+            check_bearer_token(vars::HEALTH_TOKEN, s).map(|()| Secret::new(s))
+        });
+        HealthConfig { token }
+    }
+}
+
+section_from_env!(HealthConfig, HealthConfig, HealthConfig::read);
+
+/// A token compared with what follows `Bearer ` in an `Authorization` header: clients can only
+/// send visible ASCII there, and the server trims the spaces around it, so a token with other
+/// characters could never match.
+fn check_bearer_token(var: &'static str, s: &str) -> Result<(), ConfigError> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            var,
+            "a bearer token of visible ASCII characters without spaces",
+            Got::secret(s),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 /// OTLP wire protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]

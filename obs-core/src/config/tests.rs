@@ -51,6 +51,7 @@ fn defaults_when_nothing_is_set() {
     assert_eq!(c.rate_limit.window, Duration::from_secs(60));
     assert!(!c.telemetry.enabled);
     assert_eq!(c.metrics_api, None);
+    assert_eq!(c.health.token, None);
     assert!(!c.otel.sdk_disabled);
     assert_eq!(c.otel.service_name, None);
     assert!(c.otel.resource_attributes.is_empty());
@@ -482,6 +483,39 @@ fn metrics_api() {
 }
 
 #[test]
+fn health_token() {
+    let c = ok(&[("HEALTH_TOKEN", "  s3cr3t-Token_42.~+/=  ")]);
+    assert_eq!(
+        c.health.token.as_ref().unwrap().expose(),
+        "s3cr3t-Token_42.~+/=",
+        "surrounding whitespace is ignored"
+    );
+    assert!(!format!("{c:?}").contains("s3cr3t"));
+    assert_eq!(ok(&[("HEALTH_TOKEN", "   ")]).health.token, None);
+
+    // Anything a client cannot send after `Bearer ` is rejected, without showing the value.
+    for bad in ["two words", "tab\there", "caf\u{e9}-token", "line\nbreak"] {
+        let msg = err(&[("HEALTH_TOKEN", bad)], "HEALTH_TOKEN");
+        assert_eq!(
+            msg,
+            format!(
+                "HEALTH_TOKEN must be a bearer token of visible ASCII characters without spaces, \
+                 got a secret value of {} bytes (not shown)",
+                bad.len()
+            )
+        );
+    }
+    let built = Config::builder().health_token("abc").build().unwrap();
+    assert_eq!(built.health.token.unwrap().expose(), "abc");
+    assert!(Config::builder().health_token("a b").build().is_err());
+    assert!(HealthConfig::new(Some(Secret::new("tok"))).is_ok());
+    assert!(HealthConfig::new(Some(Secret::new(""))).is_err());
+    assert!(HealthConfig::new(None).unwrap().token.is_none());
+    let section = HealthConfig::from_lookup(|v| (v == "HEALTH_TOKEN").then(|| "x y".into()));
+    assert_eq!(section.unwrap_err().len(), 1);
+}
+
+#[test]
 fn otel_service_name_and_resource_attributes() {
     let c = ok(&[
         ("OTEL_SERVICE_NAME", "checkout"),
@@ -665,13 +699,20 @@ fn shown_values_are_escaped_and_cut() {
 
 #[test]
 fn secrets_never_appear_in_debug_output() {
-    let secrets = ["dsnkey123", "redispw456", "tok789", "dbpw000"];
+    let secrets = [
+        "dsnkey123",
+        "redispw456",
+        "tok789",
+        "dbpw000",
+        "healthtok321",
+    ];
     let c = ok(&[
         ("SENTRY_DSN", "https://dsnkey123@sentry.example.com/1"),
         ("REDIS_PASSWORD", "redispw456"),
         ("METRICS_API_URL", "https://m.example.com"),
         ("METRICS_API_TOKEN", "tok789"),
         ("DATABASE_URL", "postgres://u:dbpw000@db/app"),
+        ("HEALTH_TOKEN", "healthtok321"),
     ]);
     let debug = format!("{c:?} {c:#?}");
     for s in secrets {
@@ -800,7 +841,7 @@ fn from_env_reads_the_process_environment() {
         Config::from_env(),
         Config::from_lookup(|v| std::env::var(v).ok())
     );
-    assert_eq!(vars::ALL.len(), 29);
+    assert_eq!(vars::ALL.len(), 30);
 }
 
 mod props {
@@ -838,6 +879,8 @@ mod props {
                 ("DATABASE_URL", format!("{scheme}://app:{secret}@{host}")),
                 ("REDIS_PASSWORD", secret.clone()),
                 ("METRICS_API_TOKEN", secret.clone()),
+                ("HEALTH_TOKEN", secret.clone()),
+                ("HEALTH_TOKEN", format!("{junk}{secret}{junk}")),
             ];
             for (var, value) in cases {
                 let shown = match load(&[(var, value.as_str())]) {

@@ -14,6 +14,7 @@
 //! | [`breadcrumb`] | a breadcrumb (category, message, data) on the current request's scope |
 //! | [`set_user`] | the user id, on the request's scope and its [`RequestContext`] |
 //! | [`with_context`] | a named context map on the request's scope |
+//! | [`set_tag`] | a tag (searchable in Sentry, e.g. `run_id`, `repo`) on the request's scope |
 //!
 //! Every event gets `request_id` as a tag, `http.method` and `http.route` as tags, the
 //! transaction `METHOD /route` and the user id from the current [`RequestContext`] (see
@@ -229,6 +230,23 @@ pub fn with_context(key: &str, map: impl IntoExtra) {
         let mut data = sentry_core::protocol::Map::new();
         map.into_extra(&mut data);
         hub.configure_scope(|scope| scope.set_context(key, Context::Other(data)));
+    })
+}
+
+/// Sets the tag `key` to `value` on the current request's scope: every event captured later
+/// in the request carries it (Sentry indexes tags, so issues can be searched and grouped by
+/// them, e.g. `run_id` and `repo` as GitTinkerer does). A later call with the same key
+/// replaces the value. Tags go through the scrubber like every other field. Dropped inside a
+/// request without a request hub (it would leak).
+///
+/// The request-context tags (`request_id`, `http.method`, `http.route`) are filled in only
+/// where absent, so setting one of them here overrides the request's own value.
+pub fn set_tag(key: &str, value: impl std::fmt::Display) {
+    Hub::with_active(|hub| {
+        if would_leak() {
+            return;
+        }
+        hub.configure_scope(|scope| scope.set_tag(key, value));
     })
 }
 

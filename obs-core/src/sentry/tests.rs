@@ -22,6 +22,7 @@ fn no_client_means_no_events_and_no_panics() {
     breadcrumb("c", "m", ());
     set_user("u");
     with_context("k", [("a", "b")]);
+    set_tag("k", "v");
 }
 
 #[test]
@@ -286,4 +287,49 @@ fn events_carry_the_request_trace_id_in_their_trace_context() {
     if let Some(Context::Trace(other)) = events[1].contexts.get("trace") {
         assert_ne!(other.trace_id.to_string(), "4b".repeat(16));
     }
+}
+
+#[test]
+fn set_tag_reaches_the_requests_events_only() {
+    let events = with_captured_events_options(
+        || {
+            ctx("req-run").sync_scope(|| {
+                run_in_request_hub(&request_hub(), || {
+                    set_tag("run_id", "run-1");
+                    set_tag("run_id", "run-42"); // same key: replaced
+                    set_tag("repo", "acme/widgets");
+                    set_tag("attempt", 3);
+                    set_tag("owner", "jane@example.com");
+                    capture_message("run failed", Level::Error, ());
+                })
+            });
+            // Another request on its own hub: none of the tags above.
+            ctx("req-other").sync_scope(|| {
+                run_in_request_hub(&request_hub(), || {
+                    capture_message("other", Level::Error, ());
+                })
+            });
+            // Inside a request without a request hub: dropped (it would leak).
+            ctx("req-leak").sync_scope(|| set_tag("leaky", "yes"));
+            capture_message("outside", Level::Info, ());
+        },
+        options(),
+    );
+    assert_eq!(events.len(), 3);
+    let tags = &events[0].tags;
+    assert_eq!(tags["run_id"], "run-42");
+    assert_eq!(tags["repo"], "acme/widgets");
+    assert_eq!(tags["attempt"], "3");
+    assert_eq!(tags["owner"], "[email]", "tags are scrubbed");
+    assert_eq!(tags[REQUEST_ID_TAG], "req-run");
+    for other in &events[1..] {
+        for key in ["run_id", "repo", "attempt", "owner", "leaky"] {
+            assert!(
+                !other.tags.contains_key(key),
+                "{key} leaked: {:?}",
+                other.tags
+            );
+        }
+    }
+    assert_eq!(events[1].tags[REQUEST_ID_TAG], "req-other");
 }
