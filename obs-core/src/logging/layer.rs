@@ -90,14 +90,15 @@ enum SpanRequest {
 
 /// Does the span's `request_id` field (a `&str` value) name the request of `id`?
 struct NamesRequest<'a> {
-    id: &'a str,
+    /// Compared as bytes: `RequestId::as_bytes` is free, `as_str` re-checks UTF-8.
+    id: &'a [u8],
     same: bool,
 }
 
 impl Visit for NamesRequest<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "request_id" {
-            self.same = value == self.id;
+            self.same = value.as_bytes() == self.id;
         }
     }
 
@@ -224,7 +225,7 @@ where
 
 fn names_request(attrs: &Attributes<'_>, ctx: &RequestContext) -> bool {
     let mut visitor = NamesRequest {
-        id: ctx.request_id().as_str(),
+        id: ctx.request_id().as_bytes(),
         same: false,
     };
     attrs.record(&mut visitor);
