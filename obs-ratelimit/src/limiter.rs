@@ -758,6 +758,7 @@ impl LimiterBuilder {
             self.prefix.clone(),
             self.limit,
             duration_micros(self.window),
+            self.timeout,
         );
         self.assemble(Backend::Redis(store))
     }
