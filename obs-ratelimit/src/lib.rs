@@ -1,5 +1,6 @@
-//! Sliding-window rate limiting: exact and approximate modes, a Redis backend (one Lua script
-//! per decision, cluster-safe) and an in-memory backend, with an explicit outage policy.
+//! Sliding-window rate limiting: exact and approximate modes, a Redis backend (Lua scripts,
+//! concurrent decisions batched into one call, cluster-safe) and an in-memory backend, with an
+//! explicit outage policy.
 //!
 //! ```
 //! use obs_ratelimit::{Limiter, Mode, OutagePolicy};
@@ -38,10 +39,11 @@
 //!   For evenly spread traffic it is within a few percent of exact.
 //!
 //! # Redis
-//! With feature `redis`: see [`redis_backend`] — one `EVALSHA` per decision (reloaded on
-//! `NOSCRIPT`), time from Redis `TIME` only, a TTL on every key, keys `{prefix:key}`
-//! (hash-tagged: one slot per decision, works on Redis Cluster), concurrent callers pipelined
-//! over one multiplexed connection.
+//! With feature `redis`: see [`redis_backend`] — one round trip per batch of concurrent
+//! decisions (a lone decision goes out at once; decisions arriving while calls are in flight
+//! leave together as one `EVALSHA` of a batched script; single node only), scripts reloaded on
+//! `NOSCRIPT`, time from Redis `TIME` only, a TTL on every key, keys `{prefix:key}`
+//! (hash-tagged: one slot per decision, works on Redis Cluster), one multiplexed connection.
 //!
 //! # Deny cache
 //! When a decision shows that not even one more unit fits before `T`, the key is cached locally

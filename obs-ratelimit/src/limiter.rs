@@ -633,7 +633,8 @@ impl LimiterBuilder {
         self
     }
 
-    /// Bound on every backend call (default 50 ms).
+    /// Bound on every decision's backend wait, from the caller's view (default 50 ms). On Redis
+    /// this includes time queued behind in-flight calls while concurrent decisions are batched.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -758,6 +759,7 @@ impl LimiterBuilder {
             self.prefix.clone(),
             self.limit,
             duration_micros(self.window),
+            self.timeout,
         );
         self.assemble(Backend::Redis(store))
     }

@@ -1,14 +1,28 @@
-//! The Redis backend: one Lua script per decision over a multiplexed, auto-reconnecting connection.
+//! The Redis backend: Lua scripts over a multiplexed, auto-reconnecting connection, with
+//! concurrent decisions coalesced into one script call.
 //!
-//! - **One round trip**: `EVALSHA` of a script that trims, counts, adds and sets the TTL;
-//!   `redis::Script` reloads it automatically on `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
-//! - **Time from Redis only**: the script reads `TIME`, so client clocks cannot skew windows.
+//! - **One round trip per batch of concurrent decisions**: a decision that finds the
+//!   connection idle goes out at once as one `EVALSHA` of a script that trims, counts, adds and
+//!   sets the TTL (no added latency at concurrency 1). Decisions that arrive while
+//!   [`MAX_IN_FLIGHT`] calls are already in flight queue, and the next free slot sends the
+//!   queue (up to [`MAX_BATCH`] decisions) as **one** `EVALSHA` of a batched script with
+//!   `KEYS` = the batch's keys. The batched script runs the very same per-key arithmetic in
+//!   order inside one atomic call, so exactness holds (a key that appears twice in a batch
+//!   sees its first decision's admission) and each caller gets its own result. Redis-side
+//!   cost per decision drops (one command dispatch, one script call and one `TIME` per batch),
+//!   which is what bounds throughput when Redis is the bottleneck.
+//! - `redis::Script` reloads a script automatically on `NOSCRIPT` (after a restart or
+//!   `SCRIPT FLUSH`).
+//! - **Time from Redis only**: the scripts read `TIME`, so client clocks cannot skew windows.
 //! - **Every key has a TTL** (`PEXPIRE` as long as its newest admission matters).
 //! - **One slot per decision**: the key is `{prefix:key}` (a hash tag), and a decision touches
-//!   only that key, so Redis Cluster never answers `CROSSSLOT`.
-//! - **Pipelining**: single nodes use [`redis::aio::ConnectionManager`] (a multiplexed
-//!   connection: concurrent callers' commands share one socket and are pipelined), clusters use
-//!   the async cluster client, which does the same per node.
+//!   only that key, so Redis Cluster never answers `CROSSSLOT`. Batching is single-node only:
+//!   a batch's keys would have to share a slot, and random keys over 16 384 slots almost never
+//!   do, so on a cluster every decision stays its own call (the cluster client pipelines them
+//!   per node).
+//! - **Timeouts stay per decision**: the limiter bounds each caller's wait (queueing included)
+//!   by its timeout; a queued decision whose caller gave up is dropped before it is sent, so it
+//!   consumes nothing.
 //!
 //! ```
 //! use obs_ratelimit::{DecisionSource, Limiter};
@@ -32,14 +46,24 @@
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::Script;
+use redis::{ErrorKind, RedisError, Script};
+use tokio::sync::oneshot;
 
 use crate::algo::Outcome;
 use crate::{Error, Mode};
+
+/// Script calls one limiter keeps in flight on a single node before decisions queue (and then
+/// leave as batches). Small: enough to keep Redis busy while the client handles the previous
+/// reply, few enough that batches grow under load.
+pub const MAX_IN_FLIGHT: usize = 2;
+/// The most decisions sent in one batched call (bounds one script run's time on Redis).
+pub const MAX_BATCH: usize = 64;
 
 /// A connection the backend can run its scripts on.
 #[derive(Clone)]
@@ -57,39 +81,94 @@ impl std::fmt::Debug for Conn {
     }
 }
 
-/// Source of the exact-mode scripts (public so benches and peers can run the very same script).
+/// Source of the exact-mode script (public so benches and peers can run the very same script).
 pub const EXACT_SCRIPT: &str = include_str!("lua/exact.lua");
 /// Source of the approximate-mode script.
 pub const APPROX_SCRIPT: &str = include_str!("lua/approx.lua");
+/// Source of the batched exact-mode script (several keys per call, same arithmetic).
+pub const EXACT_BATCH_SCRIPT: &str = include_str!("lua/exact_batch.lua");
+/// Source of the batched approximate-mode script.
+pub const APPROX_BATCH_SCRIPT: &str = include_str!("lua/approx_batch.lua");
 const REFUND_SCRIPT: &str = include_str!("lua/refund.lua");
 
 #[derive(Debug)]
 pub(crate) struct RedisStore {
-    conn: Conn,
-    script: Script,
+    shared: Arc<Shared>,
     refund: Script,
-    mode: Mode,
     prefix: String,
-    limit: u32,
-    window_us: u64,
     nonce_seed: u64,
     nonce_ctr: AtomicU64,
 }
 
+/// What the spawned batch senders need: the connection, the scripts and the queue.
+#[derive(Debug)]
+struct Shared {
+    conn: Conn,
+    script: Script,
+    batch_script: Script,
+    mode: Mode,
+    limit: u32,
+    window_us: u64,
+    timeout: Duration,
+    /// Present on a single node: batching is on.
+    batcher: Option<Batcher>,
+}
+
+#[derive(Debug)]
+struct Batcher {
+    queue: Mutex<Queue>,
+    /// Where batch senders run (the runtime the connection was built on) when the slot is
+    /// handed on outside a runtime context (e.g. a check future dropped elsewhere).
+    runtime: tokio::runtime::Handle,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    in_flight: usize,
+}
+
+#[derive(Debug)]
+struct Job {
+    key: String,
+    cost: u32,
+    nonce: u64,
+    tx: oneshot::Sender<Result<Outcome, Error>>,
+}
+
 impl RedisStore {
-    pub(crate) fn new(conn: Conn, mode: Mode, prefix: String, limit: u32, window_us: u64) -> Self {
-        let script = Script::new(match mode {
-            Mode::Exact => EXACT_SCRIPT,
-            Mode::Approximate => APPROX_SCRIPT,
-        });
+    pub(crate) fn new(
+        conn: Conn,
+        mode: Mode,
+        prefix: String,
+        limit: u32,
+        window_us: u64,
+        timeout: Duration,
+    ) -> Self {
+        let (single, batched) = match mode {
+            Mode::Exact => (EXACT_SCRIPT, EXACT_BATCH_SCRIPT),
+            Mode::Approximate => (APPROX_SCRIPT, APPROX_BATCH_SCRIPT),
+        };
+        let batcher = match (&conn, tokio::runtime::Handle::try_current()) {
+            (Conn::Single(_), Ok(runtime)) => Some(Batcher {
+                queue: Mutex::new(Queue::default()),
+                runtime,
+            }),
+            _ => None,
+        };
         Self {
-            conn,
-            script,
+            shared: Arc::new(Shared {
+                conn,
+                script: Script::new(single),
+                batch_script: Script::new(batched),
+                mode,
+                limit,
+                window_us,
+                timeout,
+                batcher,
+            }),
             refund: Script::new(REFUND_SCRIPT),
-            mode,
             prefix,
-            limit,
-            window_us,
             nonce_seed: process_seed(),
             nonce_ctr: AtomicU64::new(0),
         }
@@ -113,26 +192,41 @@ impl RedisStore {
     pub(crate) async fn decide(&self, key: &str, cost: u32) -> Result<(Outcome, u64), Error> {
         let rkey = self.redis_key(key);
         let nonce = self.next_nonce();
-        let mut inv = self.script.prepare_invoke();
-        inv.key(&rkey).arg(self.limit).arg(self.window_us).arg(cost);
-        if self.mode == Mode::Exact {
-            inv.arg(format!("{nonce:016x}"));
-        }
-        let r: (u8, u64, u64, u64, u64, u64) = match self.conn.clone() {
-            Conn::Single(mut c) => inv.invoke_async(&mut c).await?,
-            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await?,
+        let shared = &self.shared;
+        let Some(batcher) = &shared.batcher else {
+            return Ok((shared.single(&rkey, cost, nonce).await?, nonce));
         };
-        Ok((
-            Outcome {
-                allowed: r.0 == 1,
-                remaining: r.1,
-                retry_us: r.2,
-                blocked_us: r.3,
-                reset_us: r.4,
-                now_us: r.5,
-            },
-            nonce,
-        ))
+        let route = {
+            let mut q = batcher.queue.lock();
+            if q.in_flight < MAX_IN_FLIGHT {
+                q.in_flight += 1;
+                Route::Now(rkey)
+            } else {
+                let (tx, rx) = oneshot::channel();
+                q.jobs.push(Job {
+                    key: rkey,
+                    cost,
+                    nonce,
+                    tx,
+                });
+                Route::Queued(rx)
+            }
+        };
+        let outcome = match route {
+            // A free slot: go out now, alone (latency as without batching).
+            Route::Now(rkey) => {
+                let _slot = Slot(shared);
+                shared.single(&rkey, cost, nonce).await?
+            }
+            // Queued: the next free slot sends it with the others.
+            Route::Queued(rx) => rx.await.map_err(|_| {
+                Error::Redis(RedisError::from((
+                    ErrorKind::Client,
+                    "rate limiter batch abandoned (runtime shutting down)",
+                )))
+            })??,
+        };
+        Ok((outcome, nonce))
     }
 
     pub(crate) async fn refund(
@@ -145,15 +239,170 @@ impl RedisStore {
         let rkey = self.redis_key(key);
         let mut inv = self.refund.prepare_invoke();
         inv.key(&rkey);
-        match self.mode {
+        match self.shared.mode {
             Mode::Exact => inv.arg("exact").arg(cost).arg(format!("{nonce:016x}")),
-            Mode::Approximate => inv.arg("approx").arg(cost).arg(at_us / self.window_us),
+            Mode::Approximate => inv
+                .arg("approx")
+                .arg(cost)
+                .arg(at_us / self.shared.window_us),
         };
-        let _: i64 = match self.conn.clone() {
+        let _: i64 = match self.shared.conn.clone() {
             Conn::Single(mut c) => inv.invoke_async(&mut c).await?,
             Conn::Cluster(mut c) => inv.invoke_async(&mut c).await?,
         };
         Ok(())
+    }
+}
+
+/// Where a decision goes: out now on a free slot, or into the queue for the next batch.
+enum Route {
+    Now(String),
+    Queued(oneshot::Receiver<Result<Outcome, Error>>),
+}
+
+/// An occupied in-flight slot; dropping it (call done, or the caller gave up) hands it on.
+struct Slot<'a>(&'a Arc<Shared>);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        Shared::release(self.0, Vec::new());
+    }
+}
+
+impl Shared {
+    /// One decision, one `EVALSHA` of the single-key script.
+    async fn single(&self, rkey: &str, cost: u32, nonce: u64) -> Result<Outcome, Error> {
+        let mut inv = self.script.prepare_invoke();
+        inv.key(rkey).arg(self.limit).arg(self.window_us).arg(cost);
+        if self.mode == Mode::Exact {
+            inv.arg(format!("{nonce:016x}"));
+        }
+        let r: (u8, u64, u64, u64, u64, u64) = match self.conn.clone() {
+            Conn::Single(mut c) => inv.invoke_async(&mut c).await?,
+            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await?,
+        };
+        Ok(Outcome {
+            allowed: r.0 == 1,
+            remaining: r.1,
+            retry_us: r.2,
+            blocked_us: r.3,
+            reset_us: r.4,
+            now_us: r.5,
+        })
+    }
+
+    /// A slot is free again: keep it and send what queued meanwhile, or give it back.
+    /// `spare` is an empty vector to reuse for the next batch.
+    fn release(this: &Arc<Self>, mut spare: Vec<Job>) {
+        let Some(batcher) = &this.batcher else { return };
+        let mut q = batcher.queue.lock();
+        if q.jobs.is_empty() {
+            q.in_flight -= 1;
+            return;
+        }
+        take_batch(&mut q.jobs, &mut spare);
+        drop(q);
+        let shared = Arc::clone(this);
+        let send = async move { shared.run_batches(spare).await };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(send)),
+            Err(_) => drop(batcher.runtime.spawn(send)),
+        }
+    }
+
+    /// Sends batches while decisions keep queueing, then frees the slot.
+    async fn run_batches(self: Arc<Self>, mut batch: Vec<Job>) {
+        loop {
+            // A caller that already timed out is not decided at all (consumes nothing).
+            batch.retain(|j| !j.tx.is_closed());
+            match batch.len() {
+                0 => {}
+                1 => {
+                    let j = batch.pop().expect("one job");
+                    let r =
+                        tokio::time::timeout(self.timeout, self.single(&j.key, j.cost, j.nonce))
+                            .await
+                            .unwrap_or(Err(Error::Timeout(self.timeout)));
+                    let _ = j.tx.send(r);
+                }
+                _ => {
+                    let r = tokio::time::timeout(self.timeout, self.batched(&batch))
+                        .await
+                        .unwrap_or(Err(Error::Timeout(self.timeout)));
+                    match r {
+                        Ok(outcomes) => {
+                            for (j, o) in batch.drain(..).zip(outcomes) {
+                                let _ = j.tx.send(Ok(o));
+                            }
+                        }
+                        Err(e) => {
+                            for j in batch.drain(..) {
+                                let _ = j.tx.send(Err(clone_error(&e)));
+                            }
+                        }
+                    }
+                }
+            }
+            let Some(batcher) = &self.batcher else { return };
+            let mut q = batcher.queue.lock();
+            if q.jobs.is_empty() {
+                q.in_flight -= 1;
+                return;
+            }
+            take_batch(&mut q.jobs, &mut batch);
+        }
+    }
+
+    /// Several decisions, one `EVALSHA` of the batched script; outcomes in batch order.
+    async fn batched(&self, batch: &[Job]) -> Result<Vec<Outcome>, Error> {
+        let mut inv = self.batch_script.prepare_invoke();
+        inv.arg(self.limit).arg(self.window_us);
+        for j in batch {
+            inv.key(&j.key).arg(j.cost);
+            if self.mode == Mode::Exact {
+                inv.arg(format!("{:016x}", j.nonce));
+            }
+        }
+        let r: Vec<u64> = match self.conn.clone() {
+            Conn::Single(mut c) => inv.invoke_async(&mut c).await?,
+            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await?,
+        };
+        if r.len() != 1 + 5 * batch.len() {
+            return Err(Error::Redis(RedisError::from((
+                ErrorKind::UnexpectedReturnType,
+                "batched rate limit script returned the wrong number of values",
+            ))));
+        }
+        let now_us = r[0];
+        Ok(r[1..]
+            .chunks_exact(5)
+            .map(|v| Outcome {
+                allowed: v[0] == 1,
+                remaining: v[1],
+                retry_us: v[2],
+                blocked_us: v[3],
+                reset_us: v[4],
+                now_us,
+            })
+            .collect())
+    }
+}
+
+/// Moves up to [`MAX_BATCH`] of the oldest queued jobs into `batch` (empty on entry).
+fn take_batch(jobs: &mut Vec<Job>, batch: &mut Vec<Job>) {
+    debug_assert!(batch.is_empty());
+    if jobs.len() <= MAX_BATCH {
+        std::mem::swap(jobs, batch);
+    } else {
+        batch.extend(jobs.drain(..MAX_BATCH));
+    }
+}
+
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Redis(r) => Error::Redis(r.clone()),
+        Error::Timeout(t) => Error::Timeout(*t),
+        Error::Config(s) => Error::Config(s.clone()),
     }
 }
 

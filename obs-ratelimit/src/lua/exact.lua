@@ -11,9 +11,12 @@ local nonce = ARGV[4]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
--- An admission at `s` counts while s > now - window.
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+-- An admission at `s` counts while s > now - window. A missing key (the common case for
+-- per-client keys) has nothing to trim: one cheap ZCARD instead of a trim and a count.
 local count = redis.call('ZCARD', key)
+if count > 0 then
+  count = count - redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+end
 
 local function free_at(idx)
   local e = redis.call('ZRANGE', key, idx, idx, 'WITHSCORES')
