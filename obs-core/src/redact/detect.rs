@@ -2,8 +2,10 @@
 //! start (`@`, digits at a word start, `:`, `=`, `-`, `_`, `J` of `eyJ`, `A` of `AKIA`, `b` of
 //! `bearer`, `[` of our own markers, ...); the scanner steps to the next one eight bytes at a
 //! time (a branch-free mask of eight table look-ups), and only there does a small
-//! hand-written validator run on a bounded window. ISO-8601 timestamps are skipped in one
-//! step ([`timestamp_end`]). Every validator is linear in the bytes it looks at, and a rejected
+//! hand-written validator run on a bounded window, behind a pre-check of the shapes it needs
+//! (digit run length and the bytes around it, the bytes before a `_` or `-`), which rejects
+//! exactly what the validator would. ISO-8601 timestamps are skipped in one step
+//! ([`timestamp_end`]); a rejected digit run is skipped whole, with any `.digits` after it. Every validator is linear in the bytes it looks at, and a rejected
 //! candidate never makes the scanner go back, so the whole scan is O(n) with a small constant
 //! on any input.
 
