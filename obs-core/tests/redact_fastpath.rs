@@ -221,3 +221,54 @@ fn dense_clean_log_lines_survive() {
     assert!(report.is_empty(), "{report}");
     assert_eq!(out, text);
 }
+
+/// `(input, default scrubber)`: outputs of the scanner before the shape pre-checks (digit
+/// run shapes, `_`/`-` token prefixes, the word-wise version-word and timestamp checks,
+/// the copy-free one-word key filter), which must reject exactly what the validators
+/// behind them rejected.
+const SHAPE_CASES: &[(&str, &str)] = &[
+    ("version 1.2.3.4 and 10.0.0.1", "version 1.2.3.4 and [ip]"),
+    ("Version: 203.0.113.7", "Version: 203.0.113.7"),
+    ("appVersion=203.0.113.7", "appVersion=203.0.113.7"),
+    ("xVERSION 203.0.113.7", "xVERSION 203.0.113.7"),
+    ("XVERSION 203.0.113.7", "XVERSION [ip]"),
+    ("firmware 203.0.113.7", "firmware 203.0.113.7"),
+    ("myfirmware 203.0.113.7", "myfirmware [ip]"),
+    ("v 203.0.113.7", "v [ip]"),
+    ("ver 203.0.113.7", "ver 203.0.113.7"),
+    ("build:\"203.0.113.7\"", "build:\"203.0.113.7\""),
+    ("unbuild 203.0.113.7", "unbuild [ip]"),
+    ("rebuild 203.0.113.7", "rebuild [ip]"),
+    ("1.2.3.4.5 then 203.0.113.7", "1.2.3.4.5 then [ip]"),
+    ("3.14 4111 1111 1111 1111", "3.14 [card]"),
+    ("ts=1700000000000 card=4111111111111111 n=4111111111111111", "ts=1700000000000 card=[card] n=[card]"),
+    ("x 4111111111111111 y 1411111111111111 z", "x [card] y 1411111111111111 z"),
+    ("2024-01-15T10:30:00Z 2024-01-15T10:30:00.123456789Z 2024-01-15 10:30:00.1234567890", "2024-01-15T10:30:00Z 2024-01-15T10:30:00.123456789Z 2024-01-15 10:30:00.1234567890"),
+    ("2024-01-15T10:30:00+01:00 2024-01-15T10:30:00-0530 2024-01-15T10:30:00+01 x", "2024-01-15T10:30:00+01:00 2024-01-15T10:30:00-0530 2024-01-15T10:30:00+01 x"),
+    ("2024-01-15X10:30:00Z jane@example.com", "2024-01-15X10:30:00Z [email]"),
+    ("2024-01-15T10:30:0 jane@example.com", "2024-01-15T10:30:0 [email]"),
+    ("2024-01-15T10:3a:00Z jane@example.com", "2024-01-15T10:3a:00Z [email]"),
+    ("order_id=ORD-1 ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 xghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "order_id=ORD-1 [github_token] xghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
+    ("sk_live_abcdefghij12 rk_test_0123456789 npm_abcdefghijklmnopqrstuvwxyz0123456789", "[stripe_key] [stripe_key] [npm_token]"),
+    ("github_pat_11ABCDEFG0123456789abcdefghij", "[github_token]"),
+    ("xoxb-1234567890-abc glpat-abcdefghij0123456789 -----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY----- x", "[slack_token] [gitlab_token] [pem_key] x"),
+    ("tokens: 5 Tokens: 6 TOKEN: 7 Token: 8 token: 9", "tokens: 5 Tokens: 6 TOKEN: [token] Token: [token] token: [token]"),
+    ("ssn 123 45 6789 and 123-45-6789 and 123456789", "ssn [ssn] and [ssn] and 123456789"),
+];
+
+#[test]
+fn shape_prechecks_reject_exactly() {
+    let s = Scrubber::default();
+    for (input, expected) in SHAPE_CASES {
+        assert_eq!(scrub(&s, input), *expected, "{input:?}");
+    }
+    // a version word right at the start (fewer than eight bytes before the quad)
+    for (input, expected) in [
+        ("ver 1.2.3.4", "ver 1.2.3.4"),
+        ("v1 1.2.3.4", "v1 [ip]"),
+        ("build=1.2.3.4", "build=1.2.3.4"),
+        ("rebuilt 1.2.3.4", "rebuilt [ip]"),
+    ] {
+        assert_eq!(scrub(&s, input), expected, "{input:?}");
+    }
+}

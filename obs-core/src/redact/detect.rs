@@ -2,15 +2,17 @@
 //! start (`@`, digits at a word start, `:`, `=`, `-`, `_`, `J` of `eyJ`, `A` of `AKIA`, `b` of
 //! `bearer`, `[` of our own markers, ...); the scanner steps to the next one eight bytes at a
 //! time (a branch-free mask of eight table look-ups), and only there does a small
-//! hand-written validator run on a bounded window. ISO-8601 timestamps are skipped in one
-//! step ([`timestamp_end`]). Every validator is linear in the bytes it looks at, and a rejected
+//! hand-written validator run on a bounded window, behind a pre-check of the shapes it needs
+//! (digit run length and the bytes around it, the bytes before a `_` or `-`), which rejects
+//! exactly what the validator would. ISO-8601 timestamps are skipped in one step
+//! ([`timestamp_end`]); a rejected digit run is skipped whole, with any `.digits` after it. Every validator is linear in the bytes it looks at, and a rejected
 //! candidate never makes the scanner go back, so the whole scan is O(n) with a small constant
 //! on any input.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::checks;
-use super::keys::KeyMatcher;
+use super::keys::{KeyMatcher, KEY_SCAN, NOT_KEY};
 
 /// Built-in value detectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,11 +136,8 @@ fn b64url(c: u8) -> bool {
 /// Byte before `i` (0 at the start).
 #[inline]
 fn before(b: &[u8], i: usize) -> u8 {
-    if i == 0 {
-        0
-    } else {
-        b[i - 1]
-    }
+    // `i - 1` wraps to `usize::MAX` at 0: one bounds check, no branch
+    b.get(i.wrapping_sub(1)).copied().unwrap_or(0)
 }
 
 fn run(b: &[u8], from: usize, max: usize, f: impl Fn(u8) -> bool) -> usize {
@@ -151,21 +150,34 @@ fn run(b: &[u8], from: usize, max: usize, f: impl Fn(u8) -> bool) -> usize {
 }
 
 /// The bytes of an in-text key: `[A-Za-z0-9_.-]`.
-const KEY_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        t[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.';
-        i += 1;
-    }
-    t
-};
-
 /// A byte of an in-text key (`[A-Za-z0-9_.-]`).
 #[inline]
 fn key_byte(c: u8) -> bool {
-    KEY_BYTES[usize::from(c)]
+    KEY_SCAN[usize::from(c)] & NOT_KEY == 0
+}
+
+/// End of the run of ASCII digits starting at `i`: eight bytes per step (SWAR on a `u64`),
+/// so a run costs no branch per digit.
+#[inline]
+fn digit_run_end(b: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    const HI: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let v = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // per byte: non-zero unless the high nibble is 3 and the low nibble is at most 9
+        let bad = ((v & HI) ^ 0x3030_3030_3030_3030) | (((v & LO) + 0x0606_0606_0606_0606) & HI);
+        // high bit of every non-zero byte (no carry crosses a byte: 0x7f + 0x7f < 0x100)
+        let nz =
+            (((bad & 0x7f7f_7f7f_7f7f_7f7f) + 0x7f7f_7f7f_7f7f_7f7f) | bad) & 0x8080_8080_8080_8080;
+        if nz != 0 {
+            return i + (nz.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
 }
 
 /// End of an ISO-8601 / RFC 3339 date or timestamp starting at `s` (`2024-01-15`,
@@ -183,50 +195,37 @@ fn key_byte(c: u8) -> bool {
 /// word bytes) on the slow path.
 fn timestamp_end(b: &[u8], s: usize) -> Option<usize> {
     let d = |k: usize| at(b, k).is_ascii_digit();
-    let date = d(s)
-        && d(s + 1)
-        && d(s + 2)
-        && d(s + 3)
-        && at(b, s + 4) == b'-'
-        && d(s + 5)
-        && d(s + 6)
-        && at(b, s + 7) == b'-'
-        && d(s + 8)
-        && d(s + 9);
-    if !date {
-        return None;
-    }
-    let mut e = s + 10;
-    if matches!(at(b, e), b'T' | b' ') && d(e + 1) && d(e + 2) && at(b, e + 3) == b':' {
-        if !(d(e + 4) && d(e + 5)) {
+    let mut e;
+    if b.get(s..s + 19).is_some_and(date_time_shape) {
+        // the common case, checked in a few word operations
+        e = zone_end(b, fraction_end(b, s + 19)?);
+    } else {
+        let date = d(s)
+            && d(s + 1)
+            && d(s + 2)
+            && d(s + 3)
+            && at(b, s + 4) == b'-'
+            && d(s + 5)
+            && d(s + 6)
+            && at(b, s + 7) == b'-'
+            && d(s + 8)
+            && d(s + 9);
+        if !date {
             return None;
         }
-        e += 6;
-        if at(b, e) == b':' {
-            if !(d(e + 1) && d(e + 2)) {
+        e = s + 10;
+        if matches!(at(b, e), b'T' | b' ') && d(e + 1) && d(e + 2) && at(b, e + 3) == b':' {
+            if !(d(e + 4) && d(e + 5)) {
                 return None;
             }
-            e += 3;
-            // only a `.` fraction: after `,` a digit run starts a card/SSN candidate
-            if at(b, e) == b'.' && d(e + 1) {
-                let f = run(b, e + 1, 10, |c| c.is_ascii_digit());
-                if f - (e + 1) > 9 {
+            e += 6;
+            if at(b, e) == b':' {
+                if !(d(e + 1) && d(e + 2)) {
                     return None;
                 }
-                e = f;
+                e = fraction_end(b, e + 3)?;
             }
-        }
-        match at(b, e) {
-            b'Z' | b'z' => e += 1,
-            b'+' | b'-' if d(e + 1) && d(e + 2) => {
-                e += 3;
-                if at(b, e) == b':' && d(e + 1) && d(e + 2) {
-                    e += 3;
-                } else if d(e) && d(e + 1) {
-                    e += 2;
-                }
-            }
-            _ => {}
+            e = zone_end(b, e);
         }
     }
     let ends = e == b.len()
@@ -251,7 +250,77 @@ fn timestamp_end(b: &[u8], s: usize) -> Option<usize> {
     ends.then_some(e)
 }
 
+/// `dddd-dd-ddTdd:dd:dd` (or a space for the `T`), the 19 bytes of `w`.
+fn date_time_shape(w: &[u8]) -> bool {
+    const HI: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const LO: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    // the bytes under `mask` are ASCII digits
+    let digits = |x: u64, mask: u64| {
+        x & HI & mask == 0x3030_3030_3030_3030 & mask
+            && ((x & LO) + 0x0606_0606_0606_0606) & HI & mask == 0
+    };
+    let word = |k: usize| u64::from_le_bytes(w[k..k + 8].try_into().expect("eight bytes"));
+    // bytes 0-7 `dddd-dd-`, 8-15 `ddTdd:dd`, 11-18 `dd:dd:dd` (little-endian: byte 0 lowest)
+    let (a, c, f) = (word(0), word(8), word(11));
+    let dd = 0x00ff_ff00_ffff_ffff;
+    digits(a, dd)
+        && a & !dd == 0x2d00_0000_2d00_0000
+        && digits(c, 0x0000_0000_0000_ffff)
+        && matches!(w[10], b'T' | b' ')
+        && digits(f, 0xffff_00ff_ff00_ffff)
+        && f & 0x0000_ff00_00ff_0000 == 0x0000_3a00_003a_0000
+}
+
+/// After the seconds of a timestamp: the end of a `.` fraction of up to 9 digits (`None`
+/// for a longer one), or `e`. Only a `.` fraction: after `,` a digit run starts a card/SSN
+/// candidate.
+fn fraction_end(b: &[u8], e: usize) -> Option<usize> {
+    if at(b, e) == b'.' && at(b, e + 1).is_ascii_digit() {
+        let f = run(b, e + 1, 10, |c| c.is_ascii_digit());
+        if f - (e + 1) > 9 {
+            return None;
+        }
+        return Some(f);
+    }
+    Some(e)
+}
+
+/// After the time of a timestamp: the end of a `Z`, `+hh:mm`, `-hhmm` or `+hh` zone, or `e`.
+fn zone_end(b: &[u8], mut e: usize) -> usize {
+    let d = |k: usize| at(b, k).is_ascii_digit();
+    match at(b, e) {
+        b'Z' | b'z' => e += 1,
+        b'+' | b'-' if d(e + 1) && d(e + 2) => {
+            e += 3;
+            if at(b, e) == b':' && d(e + 1) && d(e + 2) {
+                e += 3;
+            } else if d(e) && d(e + 1) {
+                e += 2;
+            }
+        }
+        _ => {}
+    }
+    e
+}
+
 const VERSION_WORDS: &[&[u8]] = &[b"version", b"ver", b"release", b"build", b"firmware"];
+/// [`VERSION_WORDS`] as little-endian integers with their lengths (all at most 8 bytes).
+const VERSION_WORDS_LE: [(u64, usize); 5] = {
+    let mut t = [(0u64, 0usize); 5];
+    let mut w = 0;
+    while w < 5 {
+        let word = VERSION_WORDS[w];
+        let mut v = 0u64;
+        let mut k = word.len();
+        while k > 0 {
+            k -= 1;
+            v = v << 8 | word[k] as u64;
+        }
+        t[w] = (v, word.len());
+        w += 1;
+    }
+    t
+};
 const SCHEMES: &[&[u8]] = &[b"bearer", b"basic", b"token", b"negotiate", b"ntlm"];
 
 impl Scanner {
@@ -371,7 +440,20 @@ impl Scanner {
                             continue;
                         }
                     }
-                    self.at_digit(b, i, covered, ctx)
+                    let r = digit_run_end(b, i);
+                    match self.at_digit(b, i, r, covered, ctx) {
+                        Some(h) if h.start >= covered && h.end > h.start => Some(h),
+                        _ => {
+                            // No match starts in the rest of the run, nor in a digit run
+                            // right after a `.` (`1.2.3.4` that is no IP, decimals): those
+                            // are rejected at once (`.` before them), so skip them too.
+                            i = r;
+                            while at(b, i) == b'.' && at(b, i + 1).is_ascii_digit() {
+                                i = digit_run_end(b, i + 1);
+                            }
+                            continue;
+                        }
+                    }
                 }
                 b'@' => self.email(b, i, i + 1, covered),
                 b'%' if at(b, i + 1) == b'4' && at(b, i + 2) == b'0' => {
@@ -401,13 +483,6 @@ impl Scanner {
                     hits.push(h);
                     covered = h.end;
                     i = h.end.max(i + 1);
-                }
-                _ if c.is_ascii_digit() => {
-                    // the rest of a digit run never starts a match
-                    i += 1;
-                    while i < n && b[i].is_ascii_digit() {
-                        i += 1;
-                    }
                 }
                 _ => i += 1,
             }
@@ -456,7 +531,9 @@ impl Scanner {
 
     // ---------------------------------------------------------------- digits
 
-    fn at_digit(&self, b: &[u8], i: usize, covered: usize, ctx: Ctx) -> Option<Hit> {
+    /// A detector match starting at the digit run `b[i..r]`.
+    #[inline]
+    fn at_digit(&self, b: &[u8], i: usize, r: usize, covered: usize, ctx: Ctx) -> Option<Hit> {
         let p = before(b, i);
         if p.is_ascii_digit() {
             return None;
@@ -478,10 +555,35 @@ impl Scanner {
             return None;
         }
         // cheap dispatch on the shape of the digit run before any validator runs
-        let r = run(b, i, 20, |c| c.is_ascii_digit());
+        let r = r.min(i + 20);
         let len = r - i;
         let next = at(b, r);
         let next_digit = at(b, r + 1).is_ascii_digit();
+        // every validator needs one of these shapes; most numbers in logs (`200 `, `1234\n`,
+        // an epoch in millis) have none, and are done with here
+        let card_first = matches!(b[i], b'2'..=b'6') || self.rule(Det::Imei).is_some();
+        if !(len == 9
+            || ((13..20).contains(&len) && card_first)
+            || (matches!(next, b'-' | b' ' | b'.') && next_digit))
+        {
+            return None;
+        }
+        self.digit_shapes(b, i, r, next, next_digit, ctx)
+    }
+
+    /// The validators of [`at_digit`](Self::at_digit) for a digit run `b[i..r]` (at most
+    /// 20 digits) followed by `next` and a digit after it or not.
+    #[inline(never)]
+    fn digit_shapes(
+        &self,
+        b: &[u8],
+        i: usize,
+        r: usize,
+        next: u8,
+        next_digit: bool,
+        ctx: Ctx,
+    ) -> Option<Hit> {
+        let len = r - i;
         if self.rule(Det::Ssn).is_some()
             && ((len == 3 && (next == b'-' || next == b' ') && next_digit) || len == 9)
         {
@@ -660,6 +762,10 @@ impl Scanner {
     /// IPv4 dotted quad parsed by `std`; not after a version word (`version 1.2.3.4`,
     /// `build: 10.0.0.1`) nor in a value whose key names a version.
     fn ipv4(&self, b: &[u8], s: usize, ctx: Ctx) -> Option<Hit> {
+        // first the cheapest check that turns away the common dotted quad of logs
+        if ctx.version_hint || self.version_before(b, s) {
+            return None;
+        }
         let mut e = run(b, s, 16, |c| c.is_ascii_digit() || c == b'.');
         if at(b, e.wrapping_sub(1)) == b'.' {
             e -= 1;
@@ -670,9 +776,6 @@ impl Scanner {
         }
         let next = at(b, e);
         if word(next) || (next == b'.' && at(b, e + 1).is_ascii_digit()) {
-            return None;
-        }
-        if ctx.version_hint || self.version_before(b, s) {
             return None;
         }
         let text = std::str::from_utf8(cand).ok()?;
@@ -687,6 +790,22 @@ impl Scanner {
         {
             j -= 1;
             skipped += 1;
+        }
+        if j >= 8 {
+            // the last eight bytes, ASCII letters lower-cased (`| 0x20` turns no other byte
+            // into a letter): a version word is a suffix of them
+            let last = u64::from_le_bytes(b[j - 8..j].try_into().expect("eight bytes"))
+                | 0x2020_2020_2020_2020;
+            return VERSION_WORDS_LE.iter().any(|&(v, len)| {
+                if last >> (8 * (8 - len)) != v {
+                    return false;
+                }
+                // the whole last word, or its camelCase tail (`appVersion`)
+                let p = j - len;
+                p == 0
+                    || !b[p - 1].is_ascii_alphabetic()
+                    || (b[p].is_ascii_uppercase() && b[p - 1].is_ascii_lowercase())
+            });
         }
         let mut k = j;
         while k > 0 && j - k < 16 && b[k - 1].is_ascii_alphabetic() {
@@ -961,6 +1080,7 @@ impl Scanner {
     /// the value is the quoted string, or the unquoted token up to whitespace or one of
     /// `& , ; " ' ) ] } < > \`, extended by one token after an auth scheme word (`Bearer x`),
     /// or up to the end of the line for cookie keys.
+    #[inline(always)]
     fn key_value(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
         let sep = b[i];
         let nb = at(b, i + 1);
@@ -980,12 +1100,20 @@ impl Scanner {
                 k_end -= 1;
             }
         }
-        // up to 65 key bytes back: a longer run is not a key
+        // up to 65 key bytes back (a longer run is not a key), building the key's byte set
+        // on the way for the matcher's first filter
         let floor = k_end.saturating_sub(65);
-        let k_start = b[floor..k_end]
-            .iter()
-            .rposition(|&c| !KEY_BYTES[usize::from(c)])
-            .map_or(floor, |p| floor + p + 1);
+        let mut mask = 0u32;
+        let mut len = 0;
+        for &c in b[floor..k_end].iter().rev() {
+            let x = KEY_SCAN[usize::from(c)];
+            if x & NOT_KEY != 0 {
+                break;
+            }
+            mask |= x;
+            len += 1;
+        }
+        let k_start = k_end - len;
         if k_start == k_end
             || k_end - k_start > 64
             || k_start < covered
@@ -993,7 +1121,14 @@ impl Scanner {
         {
             return None;
         }
-        let rule = self.keys.find(&b[k_start..k_end])?;
+        let rule = self.keys.find_with_mask(&b[k_start..k_end], mask)?;
+        self.pair_value(b, i, k_start, rule)
+    }
+
+    /// The value of a `key=value` pair whose key `b[k_start..]` matched `rule`; `i` is the
+    /// separator.
+    #[inline(never)]
+    fn pair_value(&self, b: &[u8], i: usize, k_start: usize, rule: u16) -> Option<Hit> {
         // value
         let mut v = i + 1;
         let mut spaces = 0;
@@ -1098,7 +1233,23 @@ impl Scanner {
 
     // ---------------------------------------------------------------- '-' and '_'
 
+    #[inline]
     fn at_dash(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
+        // every `-` detector needs one of these (`-----BEGIN`, `xox?-`, `glpat-`, or the
+        // UUID/MAC rules on); `ORD-2024` and `x-request-id` have none
+        if at(b, i + 1) == b'-'
+            || matches!(before(b, i), b'a' | b'b' | b'p' | b'r' | b's' | b't')
+            || self.rule(Det::Uuid).is_some()
+            || self.rule(Det::Mac).is_some()
+        {
+            return self.dash_tokens(b, i, covered);
+        }
+        None
+    }
+
+    /// The `-` detectors of [`at_dash`](Self::at_dash) past its pre-check.
+    #[inline(never)]
+    fn dash_tokens(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
         if b[i..].starts_with(b"-----BEGIN ") {
             return self.pem(b, i);
         }
@@ -1187,7 +1338,24 @@ impl Scanner {
         self.hit(Det::PemKey, i, end)
     }
 
+    #[inline]
     fn at_underscore(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
+        // every `_` token needs one of these two bytes before it (`gh?_`, `github_`, `?k_`,
+        // `npm_`); `order_id` and `duration_ms` have none
+        if i >= 2
+            && matches!(
+                (b[i - 2], b[i - 1]),
+                (b'h', b'p' | b'o' | b'u' | b's' | b'r') | (b'u', b'b') | (_, b'k') | (b'p', b'm')
+            )
+        {
+            return self.underscore_tokens(b, i, covered);
+        }
+        None
+    }
+
+    /// The `_` tokens of [`at_underscore`](Self::at_underscore) past its pre-check.
+    #[inline(never)]
+    fn underscore_tokens(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
         let tok = |s: usize, min: usize, d: Det, f: fn(u8) -> bool| -> Option<Hit> {
             if s < covered || word(before(b, s)) {
                 return None;

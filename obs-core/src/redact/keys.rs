@@ -150,6 +150,27 @@ const BYTE_BITS: [u32; 256] = {
     t
 };
 
+/// Flag bit in [`KEY_SCAN`]: not a byte of an in-text key (`[A-Za-z0-9_.-]`).
+pub(crate) const NOT_KEY: u32 = 1 << 31;
+
+/// Per byte: [`BYTE_BITS`] for the bytes of an in-text key (`[A-Za-z0-9_.-]`), [`NOT_KEY`]
+/// for every other byte. One look-up per byte both finds the start of a key before `=`/`:`
+/// and builds the key's [`byte_mask`] for [`KeyMatcher::find_with_mask`].
+pub(crate) const KEY_SCAN: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' {
+            BYTE_BITS[i]
+        } else {
+            NOT_KEY
+        };
+        i += 1;
+    }
+    t
+};
+
 /// The union of [`BYTE_BITS`] over `bytes`: the set of (case-folded) word bytes plus flags.
 #[inline]
 fn byte_mask(bytes: &[u8]) -> u32 {
@@ -160,7 +181,13 @@ fn byte_mask(bytes: &[u8]) -> u32 {
 
 #[inline]
 fn h3(w: &[u8]) -> usize {
-    (w.len() * 131 + usize::from(w[0]) * 31 + usize::from(w[w.len() - 1])) & 4095
+    shape_hash(w.len(), w[0], w[w.len() - 1])
+}
+
+/// Hash of (length, first byte, last byte) of a normalised word window.
+#[inline]
+fn shape_hash(len: usize, first: u8, last: u8) -> usize {
+    (len * 131 + usize::from(first) * 31 + usize::from(last)) & 4095
 }
 
 impl Default for KeyMatcher {
@@ -250,22 +277,39 @@ impl KeyMatcher {
 
     /// The rule of the longest entry matching whole consecutive words of `key`.
     pub(crate) fn find(&self, key: &[u8]) -> Option<u16> {
+        self.find_with_mask(key, byte_mask(key))
+    }
+
+    /// [`find`](Self::find) with the key's [`byte_mask`] already known (the scanner builds
+    /// it while looking back for the key start, see [`KEY_SCAN`]).
+    #[inline(always)]
+    pub(crate) fn find_with_mask(&self, key: &[u8], mask: u32) -> Option<u16> {
         // the normalised key (separators dropped) is never longer than the key itself
-        if key.len() < self.min_len {
+        if key.len() < self.min_len || !self.may_contain(mask) {
             return None;
         }
+        self.find_slow(key)
+    }
+
+    /// The part of [`find`](Self::find) after the length and byte-set filters.
+    #[inline(never)]
+    fn find_slow(&self, key: &[u8]) -> Option<u16> {
         let (&first, rest) = key.split_first()?;
         let first_bits = BYTE_BITS[usize::from(first)];
         let rest_bits = byte_mask(rest);
-        if !self.may_contain(first_bits | rest_bits) {
-            return None;
-        }
         // Fast path: letters only, in one case after the first (`tokens`, `Password`,
         // `COOKIE`) is a single word, so the whole lower-cased key is the only window.
         let rest_flags = rest_bits & !WORD_BITS;
         let one_word = first_bits & OTHER == 0
             && (rest_flags == LOWER || rest_flags == 0 || rest_flags & !first_bits == 0);
         if one_word && key.len() <= STACK_KEY {
+            // the filters of `lookup` first, on the key as it is (no copy)
+            let (len, a, z) = (key.len(), first.to_ascii_lowercase(), key[key.len() - 1]);
+            if self.len_mask & len_bit(len) == 0
+                || !bit(&self.shape, shape_hash(len, a, z.to_ascii_lowercase()))
+            {
+                return None;
+            }
             let mut buf = [0u8; STACK_KEY];
             let lower = &mut buf[..key.len()];
             lower.copy_from_slice(key);

@@ -131,7 +131,10 @@
 //!
 //! One pass per string: a 256-entry table marks the bytes where a detector can start; the
 //! scanner steps to the next such byte eight bytes at a time, and only there does a
-//! hand-written validator run on a bounded window. ISO-8601 timestamps (`2024-01-15T10:30:00Z`)
+//! hand-written validator run on a bounded window — and only when the candidate has a shape
+//! that validator needs (a digit run of 9 or 13–19 digits or followed by `-`/space/`.` and a
+//! digit; `ghp_`-like bytes before a `_`), so the plain numbers and `snake_case` names of
+//! logs cost a few comparisons. ISO-8601 timestamps (`2024-01-15T10:30:00Z`)
 //! are skipped in one step (exactly: no detector can match inside one); an in-text key is
 //! rejected by its length and byte set before any word splitting, and a one-word key
 //! (`status`, `Password`) is looked up directly (see `benches/redact.rs` and
