@@ -15,6 +15,9 @@
 //!   **refunds** its admission before passing the response on, so a denial by one limiter never
 //!   consumes another's budget. With several layers the `X-RateLimit-*` headers describe the
 //!   most restrictive limiter (the lowest `remaining`).
+//! - **Cost**: with an in-memory limiter the decision is made in `call` (no boxed future, no
+//!   clone of the inner service), the client-IP key is formatted on the stack, and header
+//!   values below 1000 come from a static table; a Redis check is one boxed future.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -85,12 +88,15 @@ pub struct RateLimited {
     pub decision: Decision,
 }
 
+/// A user key function of the request head.
+type KeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
+
 /// Where the limiter key of a request comes from.
 enum KeySource {
     /// The client IP, formatted on the stack (no allocation).
     ClientIp(TrustedProxies),
     /// A user function of the request head.
-    Custom(Box<dyn Fn(&Parts) -> Option<String> + Send + Sync>),
+    Custom(Box<KeyFn>),
 }
 
 /// Everything a layer and its services share (one `Arc`, cloned with every per-request
@@ -200,10 +206,7 @@ impl Key {
 }
 
 /// A user key function sees the request head as `Parts`.
-fn custom_key<B>(
-    f: &(dyn Fn(&Parts) -> Option<String> + Send + Sync),
-    req: Request<B>,
-) -> (Request<B>, Option<Key>) {
+fn custom_key<B>(f: &KeyFn, req: Request<B>) -> (Request<B>, Option<Key>) {
     let (parts, body) = req.into_parts();
     let key = f(&parts).map(Key::Owned);
     (Request::from_parts(parts, body), key)
