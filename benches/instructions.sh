@@ -19,7 +19,7 @@ request_id)
     ;;
 stack)
     features="--features sentry"
-    default_cases=(bare request_id request_id+access_log request_id+metrics request_id+ratelimit request_id+sentry "obs.layer()")
+    default_cases=(bare request_id request_id+identity request_id+access_log request_id+metrics request_id+ratelimit request_id+sentry "obs.layer()")
     ;;
 *)
     echo "no instruction-count cases for bench '$bench' (supported: request_id, stack)" >&2
@@ -30,8 +30,12 @@ cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=("${default_cases[@]}")
 command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install -y valgrind)" >&2; exit 1; }
 
+# One-time costs that vary between runs divide by N2 - N1: the rate limiter's clock (quanta)
+# calibrates against the OS clock for a wall-time-bounded loop on first use, a few million
+# instructions more or less per process under valgrind, so N2 - N1 = 100k keeps that under ~60
+# instructions per request.
 N1=${N1:-5000}
-N2=${N2:-25000}
+N2=${N2:-105000}
 bin=$(cargo bench -p obs $features --bench "$bench" --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:

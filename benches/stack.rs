@@ -10,6 +10,9 @@
 //! - `bare`: the router alone,
 //! - `request_id`: + `RequestIdLayer` (the `request` span is really created: a subscriber is
 //!   installed),
+//! - `request_id+identity`: + `tower::layer::util::Identity`, a layer that does nothing: what
+//!   one more `Router::layer` costs by itself (axum boxes each layered route: a boxed clone
+//!   and a boxed future per request), to subtract from the cases below,
 //! - `request_id+access_log`: + `AccessLogLayer` with `LOG_REQUESTS=false`,
 //! - `request_id+metrics`: + `HttpMetricsLayer`,
 //! - `request_id+ratelimit`: + `RateLimitLayer` per client IP, in-memory approximate limiter,
@@ -96,9 +99,10 @@ fn drive(svc: &mut Router, req: Request<Body>) -> Response<Body> {
     }
 }
 
-const CASES: [&str; 7] = [
+const CASES: [&str; 8] = [
     "bare",
     "request_id",
+    "request_id+identity",
     "request_id+access_log",
     "request_id+metrics",
     "request_id+ratelimit",
@@ -113,6 +117,7 @@ fn case(name: &str, rt: &tokio::runtime::Runtime) -> (Router, Option<obs::Obs>) 
     let router = match name {
         "bare" => app(),
         "request_id" => with_id(app()),
+        "request_id+identity" => with_id(app().layer(tower::layer::util::Identity::new())),
         "request_id+access_log" => with_id(app().layer(AccessLogLayer::from_config(&config.log))),
         "request_id+metrics" => {
             let registry = obs::metrics::Registry::new();

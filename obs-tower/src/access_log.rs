@@ -29,7 +29,8 @@
 //! requests; [`log_health_requests`](AccessLogLayer::log_health_requests) (default off) logs
 //! health-probe requests. A health request is one whose path is one of
 //! [`DEFAULT_HEALTH_PATHS`] or below it (`/health/live`), changeable with
-//! [`health_paths`](AccessLogLayer::health_paths). Skipped requests cost one path check.
+//! [`health_paths`](AccessLogLayer::health_paths). Skipped requests cost one path check, or
+//! none when both switches are off (or both on).
 //!
 //! # Order
 //!
@@ -95,6 +96,10 @@ struct Config {
 
 impl Config {
     fn should_log(&self, path: &str) -> bool {
+        // Both toggles alike (e.g. `LOG_REQUESTS=false` and health logging off): no path check.
+        if self.log_requests == self.log_health_requests {
+            return self.log_requests;
+        }
         if self.is_health(path) {
             self.log_health_requests
         } else {
@@ -458,5 +463,9 @@ mod tests {
         assert!(!c.should_log("/users"));
         // Independent, as in the reference services: health requests alone.
         assert!(c.should_log("/health"));
+        let c = AccessLogLayer::new().log_requests(false).config;
+        assert!(!c.should_log("/users") && !c.should_log("/health"));
+        let c = AccessLogLayer::new().log_health_requests(true).config;
+        assert!(c.should_log("/users") && c.should_log("/health/live"));
     }
 }

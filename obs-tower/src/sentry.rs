@@ -345,15 +345,18 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let current;
         let parent = match &self.config.parent {
-            Some(hub) => Arc::clone(hub),
-            None => Hub::current(),
+            Some(hub) => hub,
+            None => {
+                current = Hub::current();
+                &current
+            }
         };
         let Some(client) = parent.client().filter(|c| c.is_enabled()) else {
             return ResponseFuture {
                 inner: self.inner.call(req),
                 state: None,
-                config: Arc::clone(&self.config),
             };
         };
         let pii = client.options().send_default_pii;
@@ -378,6 +381,7 @@ where
             pii,
         });
         let hub = Arc::new(Hub::new_from_top(parent));
+        let config = Arc::clone(&self.config);
         let processor_info = Arc::clone(&info);
         hub.configure_scope(move |scope| {
             scope.add_event_processor(move |event| Some(processor_info.apply(event)));
@@ -385,15 +389,16 @@ where
         let inner = run_in_request_hub(&hub, || self.inner.call(req));
         ResponseFuture {
             inner,
-            state: Some(State { hub, info }),
-            config: Arc::clone(&self.config),
+            state: Some(State { hub, info, config }),
         }
     }
 }
 
+/// Only when a client is bound (the disabled path carries nothing).
 struct State {
     hub: Arc<Hub>,
     info: Arc<RequestInfo>,
+    config: Arc<Config>,
 }
 
 pin_project! {
@@ -403,7 +408,6 @@ pin_project! {
         #[pin]
         inner: F,
         state: Option<State>,
-        config: Arc<Config>,
     }
 }
 
@@ -429,7 +433,7 @@ where
         };
         let mut inner = this.inner;
         let polled = run_in_request_hub(&state.hub, || {
-            if this.config.capture_panics {
+            if state.config.capture_panics {
                 std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)))
             } else {
                 Ok(inner.as_mut().poll(cx))
@@ -446,10 +450,10 @@ where
         let state = this.state.take().expect("checked above");
         let response = result?;
         let status = response.status();
-        if this.config.capture.contains(status) {
+        if state.config.capture.contains(status) {
             let request_id = response
                 .headers()
-                .get(&this.config.request_id_header)
+                .get(&state.config.request_id_header)
                 .and_then(|v| v.to_str().ok());
             capture_status(&state, status, request_id);
         }
@@ -459,7 +463,7 @@ where
             inner: body,
             hub: Some(hub),
             ctx,
-            capture_panics: this.config.capture_panics,
+            capture_panics: state.config.capture_panics,
         })))
     }
 }
