@@ -19,6 +19,14 @@ fn try_init_installs_once_then_reports_instead_of_panicking() {
     logging::try_init(&config).expect("first try_init installs the subscriber");
     assert!(tracing::dispatcher::has_been_set());
     tracing::info!("logging installed");
+    // The filter applies to the whole subscriber (the log layer is its only layer): `info`
+    // events and spans are on, `debug` ones off, and request spans are tracked.
+    assert_eq!(config.filter, "info");
+    assert!(tracing::enabled!(tracing::Level::INFO));
+    assert!(!tracing::enabled!(tracing::Level::DEBUG));
+    assert!(!tracing::info_span!("request", request_id = "r-1").is_disabled());
+    assert!(tracing::debug_span!("request", request_id = "r-2").is_disabled());
+    assert!(tracing::debug_span!("work").is_disabled());
 
     match logging::try_init(&config) {
         Err(e @ TryInitError::AlreadyInstalled(_)) => {
