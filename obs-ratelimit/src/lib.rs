@@ -41,7 +41,7 @@
 //! # Redis
 //! With feature `redis`: see [`redis_backend`] — one round trip per batch of concurrent
 //! decisions (a lone decision goes out at once; decisions arriving while calls are in flight
-//! leave together as one `EVALSHA` of a batched script; single node only), scripts reloaded on
+//! leave together as one `EVALSHA` of the same script with the batch's keys; single node only), scripts reloaded on
 //! `NOSCRIPT`, time from Redis `TIME` only, a TTL on every key, keys `{prefix:key}`
 //! (hash-tagged: one slot per decision, works on Redis Cluster), one multiplexed connection.
 //!

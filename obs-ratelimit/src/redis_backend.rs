@@ -5,9 +5,9 @@
 //!   connection idle goes out at once as one `EVALSHA` of a script that trims, counts, adds and
 //!   sets the TTL (no added latency at concurrency 1). Decisions that arrive while
 //!   [`MAX_IN_FLIGHT`] calls are already in flight queue, and the next free slot sends the
-//!   queue (up to [`MAX_BATCH`] decisions) as **one** `EVALSHA` of a batched script with
-//!   `KEYS` = the batch's keys. The batched script runs the very same per-key arithmetic in
-//!   order inside one atomic call, so exactness holds (a key that appears twice in a batch
+//!   queue (up to [`MAX_BATCH`] decisions) as **one** `EVALSHA` of the same script with
+//!   `KEYS` = the batch's keys (one script per mode: a lone decision is a batch of one). The
+//!   script runs the per-key arithmetic in order inside one atomic call, so exactness holds (a key that appears twice in a batch
 //!   sees its first decision's admission) and each caller gets its own result. Redis-side
 //!   cost per decision drops (one command dispatch, one script call and one `TIME` per batch),
 //!   which is what bounds throughput when Redis is the bottleneck.
@@ -81,14 +81,11 @@ impl std::fmt::Debug for Conn {
     }
 }
 
-/// Source of the exact-mode script (public so benches and peers can run the very same script).
+/// Source of the exact-mode script (public so benches and peers can run the very same
+/// script). One call decides one key or a batch of keys; a single decision is a batch of one.
 pub const EXACT_SCRIPT: &str = include_str!("lua/exact.lua");
-/// Source of the approximate-mode script.
+/// Source of the approximate-mode script (one key or a batch of keys per call).
 pub const APPROX_SCRIPT: &str = include_str!("lua/approx.lua");
-/// Source of the batched exact-mode script (several keys per call, same arithmetic).
-pub const EXACT_BATCH_SCRIPT: &str = include_str!("lua/exact_batch.lua");
-/// Source of the batched approximate-mode script.
-pub const APPROX_BATCH_SCRIPT: &str = include_str!("lua/approx_batch.lua");
 const REFUND_SCRIPT: &str = include_str!("lua/refund.lua");
 
 #[derive(Debug)]
@@ -105,7 +102,6 @@ pub(crate) struct RedisStore {
 struct Shared {
     conn: Conn,
     script: Script,
-    batch_script: Script,
     mode: Mode,
     limit: u32,
     window_us: u64,
@@ -145,9 +141,9 @@ impl RedisStore {
         window_us: u64,
         timeout: Duration,
     ) -> Self {
-        let (single, batched) = match mode {
-            Mode::Exact => (EXACT_SCRIPT, EXACT_BATCH_SCRIPT),
-            Mode::Approximate => (APPROX_SCRIPT, APPROX_BATCH_SCRIPT),
+        let source = match mode {
+            Mode::Exact => EXACT_SCRIPT,
+            Mode::Approximate => APPROX_SCRIPT,
         };
         let batcher = match (&conn, tokio::runtime::Handle::try_current()) {
             (Conn::Single(_), Ok(runtime)) => Some(Batcher {
@@ -159,8 +155,7 @@ impl RedisStore {
         Self {
             shared: Arc::new(Shared {
                 conn,
-                script: Script::new(single),
-                batch_script: Script::new(batched),
+                script: Script::new(source),
                 mode,
                 limit,
                 window_us,
@@ -270,27 +265,13 @@ impl Drop for Slot<'_> {
 }
 
 impl Shared {
-    /// One decision, one `EVALSHA` of the single-key script.
+    /// One decision: the script with one key.
     async fn single(&self, rkey: &str, cost: u32, nonce: u64) -> Result<Outcome, Error> {
-        let mut inv = self.script.prepare_invoke();
-        inv.key(rkey).arg(self.limit).arg(self.window_us).arg(cost);
-        if self.mode == Mode::Exact {
-            inv.arg(format!("{nonce:016x}"));
-        }
-        let r: (u8, u64, u64, u64, u64, u64) = match self.conn.clone() {
-            Conn::Single(mut c) => inv.invoke_async(&mut c).await?,
-            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await?,
-        };
-        Ok(Outcome {
-            allowed: r.0 == 1,
-            remaining: r.1,
-            retry_us: r.2,
-            blocked_us: r.3,
-            reset_us: r.4,
-            now_us: r.5,
-        })
+        let mut outcomes = self.run_script([(rkey, cost, nonce)]).await?;
+        Ok(outcomes
+            .pop()
+            .expect("run_script checked the reply's length"))
     }
-
     /// A slot is free again: keep it and send what queued meanwhile, or give it back.
     /// `spare` is an empty vector to reuse for the next batch.
     fn release(this: &Arc<Self>, mut spare: Vec<Job>) {
@@ -353,24 +334,35 @@ impl Shared {
         }
     }
 
-    /// Several decisions, one `EVALSHA` of the batched script; outcomes in batch order.
+    /// Several decisions, one `EVALSHA`; outcomes in batch order.
     async fn batched(&self, batch: &[Job]) -> Result<Vec<Outcome>, Error> {
-        let mut inv = self.batch_script.prepare_invoke();
+        self.run_script(batch.iter().map(|j| (j.key.as_str(), j.cost, j.nonce)))
+            .await
+    }
+
+    /// One `EVALSHA` of the mode's script over `(key, cost, nonce)` decisions, in order.
+    async fn run_script<'k>(
+        &self,
+        decisions: impl IntoIterator<Item = (&'k str, u32, u64)>,
+    ) -> Result<Vec<Outcome>, Error> {
+        let mut inv = self.script.prepare_invoke();
         inv.arg(self.limit).arg(self.window_us);
-        for j in batch {
-            inv.key(&j.key).arg(j.cost);
+        let mut n = 0;
+        for (key, cost, nonce) in decisions {
+            inv.key(key).arg(cost);
             if self.mode == Mode::Exact {
-                inv.arg(format!("{:016x}", j.nonce));
+                inv.arg(format!("{nonce:016x}"));
             }
+            n += 1;
         }
         let r: Vec<u64> = match self.conn.clone() {
             Conn::Single(mut c) => inv.invoke_async(&mut c).await?,
             Conn::Cluster(mut c) => inv.invoke_async(&mut c).await?,
         };
-        if r.len() != 1 + 5 * batch.len() {
+        if r.len() != 1 + 5 * n {
             return Err(Error::Redis(RedisError::from((
                 ErrorKind::UnexpectedReturnType,
-                "batched rate limit script returned the wrong number of values",
+                "rate limit script returned the wrong number of values",
             ))));
         }
         let now_us = r[0];
