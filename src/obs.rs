@@ -799,12 +799,7 @@ fn dependency_checks(config: &Config) -> Result<Vec<(&'static str, Registration)
             .max_connections(2)
             .acquire_timeout(std::time::Duration::from_secs(2))
             .connect_lazy(db.url())
-            .map_err(|e| Error::Backend {
-                component: "health check",
-                var: "DATABASE_URL",
-                target: db.redacted_url(),
-                source: e.into(),
-            })?;
+            .map_err(database_error(db))?;
         checks.push((
             "postgres",
             Registration::new("postgres", obs_health::checks::PostgresCheck::new(pool)),
@@ -815,12 +810,7 @@ fn dependency_checks(config: &Config) -> Result<Vec<(&'static str, Registration)
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect_lazy(db.url())
-            .map_err(|e| Error::Backend {
-                component: "health check",
-                var: "DATABASE_URL",
-                target: db.redacted_url(),
-                source: e.into(),
-            })?;
+            .map_err(database_error(db))?;
         checks.push((
             "sqlite",
             Registration::new("sqlite", obs_health::checks::SqliteCheck::new(pool)),
@@ -841,6 +831,18 @@ fn dependency_checks(config: &Config) -> Result<Vec<(&'static str, Registration)
     }
     let _ = config;
     Ok(checks)
+}
+
+/// Maps a health-check pool error to [`Error::Backend`] naming `DATABASE_URL` (password redacted).
+#[cfg(all(feature = "health", any(feature = "postgres", feature = "sqlite")))]
+fn database_error(db: &obs_core::config::DatabaseConfig) -> impl FnOnce(sqlx::Error) -> Error {
+    let target = db.redacted_url();
+    move |e| Error::Backend {
+        component: "health check",
+        var: "DATABASE_URL",
+        target,
+        source: e.into(),
+    }
 }
 
 struct Inner {
