@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Instructions per request through each stack of a per-request bench, counted by valgrind's
-# callgrind: deterministic for the same binary and inputs, whatever else the machine does
-# (wall-time benches on a shared machine are not).
+# Instructions per request through each stack of a per-request bench (or per metric update for
+# `metrics`), counted by valgrind's callgrind: deterministic for the same binary and inputs,
+# whatever else the machine does (wall-time benches on a shared machine are not).
 #
-#   benches/instructions.sh request_id|stack [case ...]
+#   benches/instructions.sh request_id|stack|metrics [case ...]
 #
-# Each case runs twice (N1 and N2 requests, `OBS_BENCH_COUNT=<case>:<n>` mode of the bench
-# binary); (I(N2) - I(N1)) / (N2 - N1) removes startup and one-time costs.
+# Each case runs twice (N1 and N2 requests/updates, `OBS_BENCH_COUNT=<case>:<n>` mode of the
+# bench binary); (I(N2) - I(N1)) / (N2 - N1) removes startup and one-time costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bench=${1:?usage: benches/instructions.sh <bench> [case ...]}
 shift
+unit=request
+decimals=0
 case "$bench" in
+metrics)
+    features="--features tower,metrics"
+    unit=update
+    # An update is a few dozen instructions: more of them, and one decimal.
+    N1=${N1:-1000000}
+    N2=${N2:-2000000}
+    decimals=1
+    default_cases=(counter/raw counter/shared counter/local counter/prometheus-client counter/measured histogram/shared histogram/local histogram/prometheus-client histogram/measured)
+    ;;
 request_id)
     features=""
     default_cases=(bare tower-http/generated obs/generated tower-http/inbound obs/inbound obs/inbound-no-user-agent)
@@ -22,7 +33,7 @@ stack)
     default_cases=(bare request_id request_id+identity request_id+access_log request_id+metrics request_id+ratelimit request_id+sentry "obs.layer()")
     ;;
 *)
-    echo "no instruction-count cases for bench '$bench' (supported: request_id, stack)" >&2
+    echo "no instruction-count cases for bench '$bench' (supported: request_id, stack, metrics)" >&2
     exit 2
     ;;
 esac
@@ -51,9 +62,9 @@ instructions() { # case n -> total instructions
     rm -f "$out"
 }
 
-printf '| case | instructions / request |\n|---|---:|\n'
+printf '| case | instructions / %s |\n|---|---:|\n' "$unit"
 for c in "${cases[@]}"; do
     a=$(instructions "$c" "$N1")
     b=$(instructions "$c" "$N2")
-    printf '| `%s` | %d |\n' "$c" $(((b - a) / (N2 - N1)))
+    printf '| `%s` | %s |\n' "$c" "$(awk -v a="$a" -v b="$b" -v d=$((N2 - N1)) -v p="$decimals" 'BEGIN { printf "%.*f", p, (b - a) / d }')"
 done
