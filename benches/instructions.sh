@@ -27,7 +27,7 @@ metrics)
     # a `lock xadd` as one instruction like a plain `add`, but it costs ~20 cycles here and
     # serializes writers on its cache line. benches/locked.py reads them off the profile.
     locked=1
-    default_cases=(counter/raw counter/shared counter/local counter/prometheus-client counter/measured histogram/shared histogram/local histogram/prometheus-client histogram/measured)
+    default_cases=(counter/raw counter/raw-cell counter/shared counter/local counter/prometheus-client counter/measured histogram/shared histogram/local histogram/prometheus-client histogram/measured)
     ;;
 request_id)
     features=""

@@ -6,7 +6,8 @@
 //!   prometheus-client `Family` vs `measured` (`CounterVec`/`HistogramVec`); obs-metrics'
 //!   shared handle (`Counter::inc`) and its per-owner `local handle` (`Counter::local`: a
 //!   relaxed load + store on a shard only that handle writes; in `2threads` each thread owns
-//!   its own handle on the same series);
+//!   its own handle on the same series); `raw AtomicU64 (floor)` / `raw Cell<u64> (no atomic)`
+//!   are the same loop with a bare `fetch_add` / a plain increment;
 //! - `histogram_observe` also has obs-metrics with exemplars (`request_id` + `trace_id`)
 //!   outside a request context and inside one, so the cost of exemplars is visible;
 //! - `counter_inc_string_labels`: 3 labels (method, route, status) as prometheus-client users
@@ -268,6 +269,20 @@ fn counters(c: &mut Criterion) {
             raw[black_box(i)].fetch_add(1, Ordering::Relaxed)
         })
     });
+    // The harness floor: the same loop with a plain (non-atomic) increment, which is what a
+    // local handle's relaxed load + store compiles to.
+    let plain: Vec<std::cell::Cell<u64>> = (0..12).map(|_| std::cell::Cell::new(0)).collect();
+    g.bench_function(
+        BenchmarkId::new("raw Cell<u64> (no atomic)", "1thread"),
+        |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % 12;
+                let c = &plain[black_box(i)];
+                c.set(c.get() + 1)
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("obs-metrics", "1thread"), |b| {
         let mut i = 0;
         b.iter(|| {
@@ -691,6 +706,15 @@ fn count(case: &str, n: u64) {
             });
             assert_eq!(
                 raw.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>(),
+                n as u64
+            );
+        }
+        "counter/raw-cell" => {
+            let plain: Vec<std::cell::Cell<u64>> =
+                (0..12).map(|_| std::cell::Cell::new(0)).collect();
+            run_counter(n, |i| plain[i].set(plain[i].get() + 1));
+            assert_eq!(
+                plain.iter().map(std::cell::Cell::get).sum::<u64>(),
                 n as u64
             );
         }
