@@ -26,8 +26,9 @@
 //!   plus 256 bytes of padding, so no other allocation shares a cache line with it (writers
 //!   on neighbouring shards would otherwise slow each other down, false sharing).
 //! - **Cost outside the update.** [`Counter::local`] and dropping a handle take the metric's
-//!   shard-pool mutex (uncontended: a few nanoseconds); a scrape also takes it once and reads
-//!   every shard.
+//!   shard-pool mutex (uncontended: a few nanoseconds); a scrape (and [`Counter::get`],
+//!   [`Histogram::snapshot`]) also takes it and reads every shard. Metrics that never had a
+//!   local handle skip the mutex: their reads cost what they did before.
 //! - **Exemplars** are recorded exactly as on the shared path (into the metric's shared
 //!   exemplar slots, with a `try_lock`).
 //!
@@ -66,7 +67,10 @@
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -89,6 +93,9 @@ pub(crate) type Shard = Arc<[AtomicU64]>;
 #[derive(Debug, Default)]
 pub(crate) struct ShardPool {
     state: Mutex<PoolState>,
+    /// Set (under the lock) when the first shard is created, so scrapes of metrics that never
+    /// had a local handle skip the mutex and read only the shared cells, as before.
+    any: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +114,7 @@ impl ShardPool {
         }
         let shard: Shard = (0..PAD + cells + PAD).map(|_| AtomicU64::new(0)).collect();
         s.all.push(shard.clone());
+        self.any.store(true, Release);
         (s.all.len() - 1, shard)
     }
 
@@ -116,9 +124,14 @@ impl ShardPool {
         self.state.lock().free.push(k);
     }
 
-    /// Calls `f` with every shard (under the pool's lock).
+    /// Calls `f` with every shard (under the pool's lock; with none and no lock when no
+    /// handle was ever created).
     pub(crate) fn with_shards<R>(&self, f: impl FnOnce(&[Shard]) -> R) -> R {
-        f(&self.state.lock().all)
+        if self.any.load(Acquire) {
+            f(&self.state.lock().all)
+        } else {
+            f(&[])
+        }
     }
 
     /// Number of shards (the most handles that were live at once).
