@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
-# Instructions per request through each stack of a per-request bench, counted by valgrind's
-# callgrind: deterministic for the same binary and inputs, whatever else the machine does
-# (wall-time benches on a shared machine are not).
+# Instructions per request through each stack of a per-request bench (or per metric update for
+# `metrics`), counted by valgrind's callgrind: deterministic for the same binary and inputs,
+# whatever else the machine does (wall-time benches on a shared machine are not).
 #
-#   benches/instructions.sh request_id|stack [case ...]
+#   benches/instructions.sh request_id|stack|metrics [case ...]
 #
-# Each case runs twice (N1 and N2 requests, `OBS_BENCH_COUNT=<case>:<n>` mode of the bench
-# binary); (I(N2) - I(N1)) / (N2 - N1) removes startup and one-time costs.
+# Each case runs twice (N1 and N2 requests/updates, `OBS_BENCH_COUNT=<case>:<n>` mode of the
+# bench binary); (I(N2) - I(N1)) / (N2 - N1) removes startup and one-time costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bench=${1:?usage: benches/instructions.sh <bench> [case ...]}
 shift
+unit=request
+decimals=0
+locked=0
 case "$bench" in
+metrics)
+    features="--features tower,metrics"
+    unit=update
+    # An update is a few dozen instructions: more of them, and one decimal.
+    N1=${N1:-1000000}
+    N2=${N2:-2000000}
+    decimals=1
+    # Also count executed lock-prefixed instructions (atomic RMWs) per update: callgrind counts
+    # a `lock xadd` as one instruction like a plain `add`, but it costs ~20 cycles here and
+    # serializes writers on its cache line. benches/locked.py reads them off the profile.
+    locked=1
+    default_cases=(counter/raw counter/raw-cell counter/shared counter/local counter/prometheus-client counter/measured histogram/shared histogram/local histogram/prometheus-client histogram/measured)
+    ;;
 request_id)
     features=""
     default_cases=(bare tower-http/generated obs/generated tower-http/inbound obs/inbound obs/inbound-no-user-agent)
@@ -22,7 +38,7 @@ stack)
     default_cases=(bare request_id request_id+identity request_id+access_log request_id+metrics request_id+ratelimit request_id+sentry "obs.layer()")
     ;;
 *)
-    echo "no instruction-count cases for bench '$bench' (supported: request_id, stack)" >&2
+    echo "no instruction-count cases for bench '$bench' (supported: request_id, stack, metrics)" >&2
     exit 2
     ;;
 esac
@@ -43,17 +59,34 @@ for l in sys.stdin:
     if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]==sys.argv[1]: print(m["executable"])' "$bench" | tail -1)
 [ -x "$bin" ] || { echo "could not build bench $bench" >&2; exit 1; }
 
-instructions() { # case n -> total instructions
+instructions() { # case n -> total instructions [locked instructions]
     local out
     out=$(mktemp)
-    OBS_BENCH_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
-    awk '/^summary:/ {print $2}' "$out"
+    if [ "$locked" = 1 ]; then
+        OBS_BENCH_COUNT="$1:$2" valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
+        echo "$(awk '/^summary:/ {print $2}' "$out") $(python3 benches/locked.py "$out" "$bin")"
+    else
+        OBS_BENCH_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
+        awk '/^summary:/ {print $2}' "$out"
+    fi
     rm -f "$out"
 }
 
-printf '| case | instructions / request |\n|---|---:|\n'
+per() { # total(N1) total(N2) -> per-iteration difference
+    awk -v a="$1" -v b="$2" -v d=$((N2 - N1)) -v p="$decimals" 'BEGIN { printf "%.*f", p, (b - a) / d }'
+}
+
+if [ "$locked" = 1 ]; then
+    printf '| case | instructions / %s | lock-prefixed (atomic RMW) / %s |\n|---|---:|---:|\n' "$unit" "$unit"
+else
+    printf '| case | instructions / %s |\n|---|---:|\n' "$unit"
+fi
 for c in "${cases[@]}"; do
-    a=$(instructions "$c" "$N1")
-    b=$(instructions "$c" "$N2")
-    printf '| `%s` | %d |\n' "$c" $(((b - a) / (N2 - N1)))
+    read -r a la <<<"$(instructions "$c" "$N1")"
+    read -r b lb <<<"$(instructions "$c" "$N2")"
+    if [ "$locked" = 1 ]; then
+        printf '| `%s` | %s | %s |\n' "$c" "$(per "$a" "$b")" "$(per "$la" "$lb")"
+    else
+        printf '| `%s` | %s |\n' "$c" "$(per "$a" "$b")"
+    fi
 done

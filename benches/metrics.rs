@@ -3,7 +3,11 @@
 //!
 //! - `counter_inc` / `histogram_observe`: fixed-cardinality labels (4 methods x 3 statuses),
 //!   single thread and 2 threads contending on the same series — obs-metrics vs
-//!   prometheus-client `Family` vs `measured` (`CounterVec`/`HistogramVec`);
+//!   prometheus-client `Family` vs `measured` (`CounterVec`/`HistogramVec`); obs-metrics'
+//!   shared handle (`Counter::inc`) and its per-owner `local handle` (`Counter::local`: a
+//!   relaxed load + store on a shard only that handle writes; in `2threads` each thread owns
+//!   its own handle on the same series); `raw AtomicU64 (floor)` / `raw Cell<u64> (no atomic)`
+//!   are the same loop with a bare `fetch_add` / a plain increment;
 //! - `histogram_observe` also has obs-metrics with exemplars (`request_id` + `trace_id`)
 //!   outside a request context and inside one, so the cost of exemplars is visible;
 //! - `counter_inc_string_labels`: 3 labels (method, route, status) as prometheus-client users
@@ -16,12 +20,17 @@
 //!   axum-prometheus' layer.
 //!
 //! `cargo bench -p obs --features tower,metrics --bench metrics`
+//!
+//! Instruction counts per update (deterministic, single thread): `benches/instructions.sh
+//! metrics`, which runs this binary in its `OBS_BENCH_COUNT=<case>:<n>` mode (see `count`).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
+
+mod support;
 
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -203,6 +212,34 @@ fn contended(iters: u64, op: &(dyn Fn(u64) + Sync)) -> Duration {
     })
 }
 
+/// Per-op time of `op` on this thread while a second thread runs `op` in a loop, each thread
+/// with its own handle from `make` (local handles are `Send` but not `Sync`).
+fn contended_local<H>(
+    iters: u64,
+    make: &(dyn Fn() -> H + Sync),
+    op: &(dyn Fn(&H, u64) + Sync),
+) -> Duration {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let h = make();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                op(&h, i);
+                i = i.wrapping_add(1);
+            }
+        });
+        let h = make();
+        let t = Instant::now();
+        for i in 0..iters {
+            op(&h, i);
+        }
+        let el = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        el
+    })
+}
+
 fn counters(c: &mut Criterion) {
     let registry = obs_metrics::Registry::new();
     let our: obs_metrics::Counter<ours::Labels> = registry
@@ -232,6 +269,20 @@ fn counters(c: &mut Criterion) {
             raw[black_box(i)].fetch_add(1, Ordering::Relaxed)
         })
     });
+    // The harness floor: the same loop with a plain (non-atomic) increment, which is what a
+    // local handle's relaxed load + store compiles to.
+    let plain: Vec<std::cell::Cell<u64>> = (0..12).map(|_| std::cell::Cell::new(0)).collect();
+    g.bench_function(
+        BenchmarkId::new("raw Cell<u64> (no atomic)", "1thread"),
+        |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % 12;
+                let c = &plain[black_box(i)];
+                c.set(c.get() + 1)
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("obs-metrics", "1thread"), |b| {
         let mut i = 0;
         b.iter(|| {
@@ -239,6 +290,17 @@ fn counters(c: &mut Criterion) {
             our.inc(black_box(ol[i]))
         })
     });
+    g.bench_function(
+        BenchmarkId::new("obs-metrics local handle", "1thread"),
+        |b| {
+            let local = our.local();
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % 12;
+                local.inc(black_box(ol[i]))
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("prometheus-client", "1thread"), |b| {
         let mut i = 0;
         b.iter(|| {
@@ -256,6 +318,10 @@ fn counters(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("obs-metrics", "2threads"), |b| {
         b.iter_custom(|n| contended(n, &|_| our.inc(black_box(ol[0]))))
     });
+    g.bench_function(
+        BenchmarkId::new("obs-metrics local handle", "2threads"),
+        |b| b.iter_custom(|n| contended_local(n, &|| our.local(), &|h, _| h.inc(black_box(ol[0])))),
+    );
     g.bench_function(BenchmarkId::new("prometheus-client", "2threads"), |b| {
         b.iter_custom(|n| {
             contended(n, &|_| {
@@ -401,6 +467,17 @@ fn histograms(c: &mut Criterion) {
         })
     });
     g.bench_function(
+        BenchmarkId::new("obs-metrics local handle", "1thread"),
+        |b| {
+            let local = our.local();
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                local.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
+            })
+        },
+    );
+    g.bench_function(
         BenchmarkId::new("obs-metrics +exemplars, no request", "1thread"),
         |b| {
             let mut i = 0;
@@ -444,6 +521,16 @@ fn histograms(c: &mut Criterion) {
             })
         })
     });
+    g.bench_function(
+        BenchmarkId::new("obs-metrics local handle", "2threads"),
+        |b| {
+            b.iter_custom(|n| {
+                contended_local(n, &|| our.local(), &|h, i| {
+                    h.observe(black_box(ol[0]), values[(i % 7) as usize])
+                })
+            })
+        },
+    );
     g.bench_function(BenchmarkId::new("prometheus-client", "2threads"), |b| {
         b.iter_custom(|n| {
             contended(n, &|i| {
@@ -565,9 +652,144 @@ fn config() -> Criterion {
         .sample_size(30)
 }
 
+/// Instruction-count mode (`OBS_BENCH_COUNT=<case>:<n>`, see `support::count_mode`): `n`
+/// single-thread updates of one case, the same loop as its `1thread` criterion case (labels
+/// rotated over the 12 series, histogram values over 7), then exit. `benches/instructions.sh
+/// metrics` runs it under callgrind at two `n`: the difference / Δn is instructions per update.
+fn count(case: &str, n: u64) {
+    let registry = obs_metrics::Registry::new();
+    let counter = || -> obs_metrics::Counter<ours::Labels> {
+        registry
+            .counter(
+                "count_total",
+                "Count.",
+                obs_metrics::Scope::Business,
+                obs_metrics::opts(),
+            )
+            .unwrap()
+    };
+    let histogram = || -> obs_metrics::Histogram<ours::Labels> {
+        registry
+            .histogram(
+                "count_seconds",
+                "Count.",
+                obs_metrics::Scope::Business,
+                obs_metrics::opts().buckets(&BUCKETS),
+            )
+            .unwrap()
+    };
+    let (ol, pl, ml) = (ours::ALL, pc::all(), ms::all());
+    let values = [0.003, 0.02, 0.07, 0.3, 0.9, 4.0, 12.0];
+    let n = n as usize;
+    // Generic, so each case's update inlines into its loop as in criterion's `iter`.
+    fn run_counter(n: usize, op: impl Fn(usize)) {
+        let mut i = 0;
+        for _ in 0..n {
+            i = (i + 1) % 12;
+            op(black_box(i));
+        }
+    }
+    fn run_histogram(n: usize, values: [f64; 7], op: impl Fn(usize, f64)) {
+        let mut i = 0usize;
+        for _ in 0..n {
+            i += 1;
+            op(black_box(i % 12), black_box(values[i % 7]));
+        }
+    }
+    match case {
+        "counter/raw" => {
+            let raw: Vec<std::sync::atomic::AtomicU64> = (0..12)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect();
+            run_counter(n, |i| {
+                raw[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(
+                raw.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>(),
+                n as u64
+            );
+        }
+        "counter/raw-cell" => {
+            let plain: Vec<std::cell::Cell<u64>> =
+                (0..12).map(|_| std::cell::Cell::new(0)).collect();
+            run_counter(n, |i| plain[i].set(plain[i].get() + 1));
+            assert_eq!(
+                plain.iter().map(std::cell::Cell::get).sum::<u64>(),
+                n as u64
+            );
+        }
+        "counter/shared" => {
+            let c = counter();
+            run_counter(n, |i| c.inc(ol[i]));
+            assert_eq!(ol.iter().map(|l| c.get(*l)).sum::<u64>(), n as u64);
+        }
+        "counter/local" => {
+            let c = counter();
+            let local = c.local();
+            run_counter(n, |i| local.inc(ol[i]));
+            assert_eq!(ol.iter().map(|l| c.get(*l)).sum::<u64>(), n as u64);
+        }
+        "counter/prometheus-client" => {
+            let pcf = prometheus_client::metrics::family::Family::<
+                pc::Labels,
+                prometheus_client::metrics::counter::Counter,
+            >::default();
+            run_counter(n, |i| {
+                pcf.get_or_create(&pl[i]).inc();
+            });
+        }
+        "counter/measured" => {
+            let msv = measured::CounterVec::with_label_set(ms::LabelsSet::new());
+            run_counter(n, |i| msv.inc(ml[i]));
+        }
+        "histogram/shared" => {
+            let h = histogram();
+            run_histogram(n, values, |i, v| h.observe(ol[i], v));
+            assert_eq!(
+                ol.iter().map(|l| h.snapshot(*l).count).sum::<u64>(),
+                n as u64
+            );
+        }
+        "histogram/local" => {
+            let h = histogram();
+            let local = h.local();
+            run_histogram(n, values, |i, v| local.observe(ol[i], v));
+            assert_eq!(
+                ol.iter().map(|l| h.snapshot(*l).count).sum::<u64>(),
+                n as u64
+            );
+        }
+        "histogram/prometheus-client" => {
+            let pcf = prometheus_client::metrics::family::Family::<
+                pc::Labels,
+                prometheus_client::metrics::histogram::Histogram,
+            >::new_with_constructor(|| {
+                prometheus_client::metrics::histogram::Histogram::new(BUCKETS)
+            });
+            run_histogram(n, values, |i, v| pcf.get_or_create(&pl[i]).observe(v));
+        }
+        "histogram/measured" => {
+            let msv = measured::HistogramVec::with_label_set_and_metadata(
+                ms::LabelsSet::new(),
+                measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
+            );
+            run_histogram(n, values, |i, v| msv.observe(ml[i], v));
+        }
+        other => panic!("unknown case {other:?}"),
+    }
+}
+
 criterion_group! {
     name = benches;
     config = config();
     targets = counters, string_label_counters, histograms, encoding, http_layer
 }
-criterion_main!(benches);
+
+fn main() {
+    if let Some((case, n)) = support::count_mode() {
+        count(&case, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

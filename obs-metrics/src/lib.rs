@@ -17,6 +17,12 @@
 //! - **Hot path.** A fixed-cardinality family is one `Box<[AtomicU64]>`; `inc(labels)` is
 //!   `slots[labels.index()].fetch_add(1)` — no lock, no hash, no allocation. Histograms are
 //!   atomic buckets plus the sum as `f64` bits updated by compare-and-swap (no mutex).
+//! - **Local handles** ([`Counter::local`], [`Histogram::local`], module [`local`]) for hot
+//!   loops and per-worker state: a handle owns one shard of the metric, so an update is a
+//!   relaxed load + store with no atomic read-modify-write (below the `lock xadd` floor of a
+//!   shared cell). Scrapes add all shards; dropped handles return their shard (values kept)
+//!   to a pool for reuse, so counters never go backwards. Memory: one shard per concurrently
+//!   live handle.
 //! - **Dynamic labels** ([`DynCounter`] & co.) have a series cap with an `__overflow__` series
 //!   and an overflow counter, plus idle-series eviction ([`dynamic`]).
 //! - **Exposition** goes through prometheus-client's encoder: our storage implements its
@@ -84,6 +90,7 @@ pub mod generate;
 pub mod group;
 pub mod http;
 pub mod labels;
+pub mod local;
 pub mod metric;
 pub mod naming;
 pub mod process;
@@ -92,6 +99,7 @@ pub mod registry;
 pub use dynamic::{Clock, DynCounter, DynGauge, DynHistogram, OVERFLOW};
 pub use group::{Family, MetricGroup};
 pub use labels::{LabelSet, LabelValue};
+pub use local::{LocalCounter, LocalHistogram};
 pub use metric::{opts, Counter, Gauge, Histogram, HistogramSnapshot, MetricOptions};
 pub use naming::MetricType;
 pub use registry::{Descriptor, Format, LabelDescriptor, Registry, RegistryError, Scope};

@@ -6,7 +6,9 @@
 //! `f64` bits updated with a compare-and-swap loop (no mutex, unlike prometheus-client).
 //!
 //! Handles are cheap clones (`Arc`) and are registered in a [`Registry`](crate::Registry),
-//! usually through [`metric_group!`](crate::metric_group).
+//! usually through [`metric_group!`](crate::metric_group). For hot loops and per-worker state,
+//! [`Counter::local`] and [`Histogram::local`] hand out single-writer handles that update
+//! without any atomic read-modify-write ([`local`](crate::local)).
 //!
 //! ```
 //! use obs_metrics::{opts, Counter, Histogram, Registry, Scope};
@@ -41,6 +43,7 @@ use prometheus_client::metrics::MetricType as PcType;
 use prometheus_client::registry::Unit;
 
 use crate::labels::LabelSet;
+use crate::local::{counter_shard_totals, histogram_add_shards, ShardPool};
 use crate::naming::split_unit;
 
 /// Default histogram buckets (seconds), the Prometheus client defaults.
@@ -329,16 +332,18 @@ pub(crate) fn check_buckets(buckets: &[f64]) -> Result<(), String> {
 // ----------------------------------------------------------------------------------------
 // Counter
 
-struct CounterInner {
+pub(crate) struct CounterInner {
     name: String,
     help: String,
     values: Box<[AtomicU64]>,
-    exemplars: Option<Box<[ExemplarSlot<u64>]>>,
+    pub(crate) exemplars: Option<Box<[ExemplarSlot<u64>]>>,
+    /// Shards of [`LocalCounter`](crate::LocalCounter) handles.
+    pub(crate) shards: ShardPool,
 }
 
 /// A counter family over the fixed label set `L` (default: no labels).
 pub struct Counter<L: LabelSet = ()> {
-    inner: Arc<CounterInner>,
+    pub(crate) inner: Arc<CounterInner>,
     _labels: PhantomData<fn(L)>,
 }
 
@@ -372,6 +377,7 @@ impl<L: LabelSet> Counter<L> {
                         .map(|_| ExemplarSlot::default())
                         .collect()
                 }),
+                shards: ShardPool::default(),
             }),
             _labels: PhantomData,
         }
@@ -393,9 +399,23 @@ impl<L: LabelSet> Counter<L> {
         }
     }
 
-    /// Current value of one series.
+    /// Current value of one series (shared updates plus those of every
+    /// [`LocalCounter`](crate::LocalCounter)).
     pub fn get(&self, labels: L) -> u64 {
-        self.inner.values[labels.index()].load(Relaxed)
+        let i = labels.index();
+        let shared = self.inner.values[i].load(Relaxed);
+        self.inner.shards.with_shards(|shards| {
+            shards.iter().fold(shared, |acc, s| {
+                acc.wrapping_add(s[crate::local::PAD + i].load(Relaxed))
+            })
+        })
+    }
+
+    /// Every series' value, shared cells plus local shards.
+    fn totals(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = self.inner.values.iter().map(|v| v.load(Relaxed)).collect();
+        counter_shard_totals(&self.inner, &mut out);
+        out
     }
 }
 
@@ -404,8 +424,8 @@ impl<L: LabelSet> Collector for Counter<L> {
         let (stem, unit) = unit_of(&self.inner.name);
         let mut me =
             encoder.encode_descriptor(stem, &self.inner.help, unit.as_ref(), PcType::Counter)?;
-        for i in 0..L::CARDINALITY {
-            let v = self.inner.values[i].load(Relaxed);
+        let totals = self.totals();
+        for (i, v) in totals.into_iter().enumerate() {
             let ex = self.inner.exemplars.as_ref().and_then(|e| e[i].get());
             with_fixed_labels::<L, _>(i, |labels| {
                 with_series(&mut me, labels, |e| encode_counter_sample(e, v, ex))
@@ -520,6 +540,23 @@ pub struct HistogramSnapshot {
     pub buckets: Vec<(f64, u64)>,
 }
 
+/// Index of the bucket `v` falls into: the number of upper bounds below `v` (`bounds.len()`
+/// is `+Inf`; NaN counts into bucket 0, as with a binary search).
+///
+/// Up to 32 bounds this is a branch-free count over all of them, which the compiler
+/// vectorizes: no chain of dependent loads and compares as in a binary search, whose ~4
+/// rounds for the usual 11 buckets are the longest latency of an observation. Larger bucket
+/// lists use `partition_point`. Both give the same index because bounds are strictly
+/// ascending.
+#[inline(always)]
+pub(crate) fn bucket_index(bounds: &[f64], v: f64) -> usize {
+    if bounds.len() <= 32 {
+        bounds.iter().map(|ub| usize::from(*ub < v)).sum()
+    } else {
+        bounds.partition_point(|ub| *ub < v)
+    }
+}
+
 impl HistCells {
     pub(crate) fn new(series: usize, buckets: usize) -> Self {
         Self {
@@ -534,7 +571,7 @@ impl HistCells {
     pub(crate) fn observe(&self, series: usize, bounds: &[f64], v: f64) -> usize {
         let stride = bounds.len() + 2;
         let base = series * stride;
-        let b = bounds.partition_point(|ub| *ub < v);
+        let b = bucket_index(bounds, v);
         self.cells[base + b].fetch_add(1, Relaxed);
         let sum = &self.cells[base + stride - 1];
         let mut cur = sum.load(Relaxed);
@@ -600,18 +637,20 @@ pub(crate) fn encode_hist_sample(
     enc.encode_histogram::<NoLabelSet>(s.sum, s.count, &s.buckets, None)
 }
 
-struct HistogramInner {
+pub(crate) struct HistogramInner {
     name: String,
     help: String,
-    bounds: Box<[f64]>,
+    pub(crate) bounds: Box<[f64]>,
     cells: HistCells,
     /// `series * (bounds + 1) + bucket` → latest exemplar of that bucket.
-    exemplars: Option<Box<[ExemplarSlot<f64>]>>,
+    pub(crate) exemplars: Option<Box<[ExemplarSlot<f64>]>>,
+    /// Shards of [`LocalHistogram`](crate::LocalHistogram) handles.
+    pub(crate) shards: ShardPool,
 }
 
 /// A histogram family over the fixed label set `L`.
 pub struct Histogram<L: LabelSet = ()> {
-    inner: Arc<HistogramInner>,
+    pub(crate) inner: Arc<HistogramInner>,
     _labels: PhantomData<fn(L)>,
 }
 
@@ -648,6 +687,7 @@ impl<L: LabelSet> Histogram<L> {
                         .collect()
                 }),
                 bounds,
+                shards: ShardPool::default(),
             }),
             _labels: PhantomData,
         }
@@ -670,11 +710,16 @@ impl<L: LabelSet> Histogram<L> {
         &self.inner.bounds
     }
 
-    /// Reads one series.
+    /// Reads one series (shared observations plus those of every
+    /// [`LocalHistogram`](crate::LocalHistogram)).
     pub fn snapshot(&self, labels: L) -> HistogramSnapshot {
-        self.inner
-            .cells
-            .snapshot(labels.index(), &self.inner.bounds)
+        self.series(labels.index())
+    }
+
+    fn series(&self, i: usize) -> HistogramSnapshot {
+        let mut s = self.inner.cells.snapshot(i, &self.inner.bounds);
+        histogram_add_shards(&self.inner, i, &mut s);
+        s
     }
 }
 
@@ -696,7 +741,7 @@ impl<L: LabelSet> Collector for Histogram<L> {
         let mut me =
             encoder.encode_descriptor(stem, &self.inner.help, unit.as_ref(), PcType::Histogram)?;
         for i in 0..L::CARDINALITY {
-            let s = self.inner.cells.snapshot(i, &self.inner.bounds);
+            let s = self.series(i);
             with_fixed_labels::<L, _>(i, |labels| {
                 with_series(&mut me, labels, |e| encode_hist_sample(e, &s))
             })?;
@@ -711,6 +756,28 @@ mod tests {
 
     fn rid(len: usize) -> RequestId {
         RequestId::parse(&"r".repeat(len)).unwrap()
+    }
+
+    proptest::proptest! {
+        /// The branch-free count and the binary search agree for any strictly ascending
+        /// bounds (short and long lists) and any value, including bounds themselves, ±Inf and
+        /// NaN.
+        #[test]
+        fn bucket_index_matches_a_binary_search(
+            mut bounds in proptest::collection::vec(-1e6f64..1e6, 1..60),
+            v in proptest::num::f64::ANY,
+            pick in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            bounds.sort_by(f64::total_cmp);
+            bounds.dedup();
+            let on_bound = bounds[pick.index(bounds.len())];
+            for v in [v, on_bound, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+                proptest::prop_assert_eq!(
+                    bucket_index(&bounds, v),
+                    bounds.partition_point(|ub| *ub < v)
+                );
+            }
+        }
     }
 
     #[test]
