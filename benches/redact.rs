@@ -277,6 +277,22 @@ impl Naive {
 
 // ---------------------------------------------------------------------------- benches
 
+/// Instruction-count mode: with `OBS_BENCH_COUNT=<corpus>/<obs|naive_regex>:<n>` (corpus
+/// `prose_1mb`, `clean_1mb` or `mixed_1mb`) the bench scrubs that corpus `n` times and exits
+/// instead of running criterion. `benches/instructions.sh redact` runs this under
+/// `valgrind --tool=callgrind` at two `n` and divides the difference: instructions per scrub
+/// without corpus generation and start-up, deterministic on a loaded machine.
+fn count_mode() -> Option<(String, u64)> {
+    let spec = std::env::var("OBS_BENCH_COUNT").ok()?;
+    let (case, n) = spec
+        .rsplit_once(':')
+        .expect("OBS_BENCH_COUNT must be <corpus>/<side>:<n>, e.g. clean_1mb/obs:3");
+    let n = n
+        .parse()
+        .expect("OBS_BENCH_COUNT needs a whole number of scrubs");
+    Some((case.to_owned(), n))
+}
+
 fn bench(c: &mut Criterion) {
     let scrubber = Scrubber::default();
     let naive = Naive::new();
@@ -315,6 +331,27 @@ fn bench(c: &mut Criterion) {
         .collect();
     let events_bytes: usize = events.iter().map(|e| e.to_string().len()).sum();
     let typical = typical_event();
+
+    if let Some((case, n)) = count_mode() {
+        // instruction-count mode (see `count_mode`): `n` scrubs of one case, no criterion
+        let (corpus, side) = case
+            .split_once('/')
+            .expect("case is <corpus>/<obs|naive_regex>");
+        let text = match corpus {
+            "prose_1mb" => &prose,
+            "clean_1mb" => &clean,
+            "mixed_1mb" => &mixed,
+            _ => panic!("count mode covers prose_1mb, clean_1mb, mixed_1mb"),
+        };
+        for _ in 0..n {
+            match side {
+                "obs" => drop(black_box(scrubber.scrub_str(black_box(text)))),
+                "naive_regex" => drop(black_box(naive.scrub(black_box(text)))),
+                _ => panic!("side is obs or naive_regex"),
+            }
+        }
+        std::process::exit(0);
+    }
 
     for (name, text) in [
         ("prose_1mb", &prose),

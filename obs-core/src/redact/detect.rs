@@ -1,18 +1,52 @@
 //! The one-pass scanner: a 256-entry trigger table picks the few bytes where a detector can
 //! start (`@`, digits at a word start, `:`, `=`, `-`, `_`, `J` of `eyJ`, `A` of `AKIA`, `b` of
-//! `bearer`, `[` of our own markers, ...); the scanner steps to the next one eight bytes at a
-//! time (a branch-free mask of eight table look-ups), and only there does a small
+//! `bearer`, `[` of our own markers, ...). The text is classified once, 64 bytes at a time,
+//! into a bit mask of candidates (a fixed superset of every configuration's trigger bytes,
+//! [`candidate`], tested with comparisons that compile to 16-byte vector compares); the
+//! scanner goes from one candidate to the next with `trailing_zeros`, and a per-byte handler
+//! table ([`Trigger`]) sends each to its detectors in one jump. Only there does a small
 //! hand-written validator run on a bounded window, behind a pre-check of the shapes it needs
 //! (digit run length and the bytes around it, the bytes before a `_` or `-`), which rejects
 //! exactly what the validator would. ISO-8601 timestamps are skipped in one step
-//! ([`timestamp_end`]); a rejected digit run is skipped whole, with any `.digits` after it. Every validator is linear in the bytes it looks at, and a rejected
-//! candidate never makes the scanner go back, so the whole scan is O(n) with a small constant
-//! on any input.
+//! ([`timestamp_end`]); a rejected digit run is skipped whole, with any `.digits` after it.
+//! Every validator is linear in the bytes it looks at, and a rejected candidate never makes
+//! the scanner go back, so the whole scan is O(n) with a small constant on any input.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::checks;
 use super::keys::{KeyMatcher, KEY_SCAN, NOT_KEY};
+
+/// The handler of a trigger byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    /// Not a trigger byte.
+    None,
+    /// `0`-`9`: timestamps, SSN, IPv4, cards, IBAN (check digits), phone, IMEI.
+    Digit,
+    /// `@`: email.
+    At,
+    /// `%`: a percent-encoded `@` (`%40`) of an email.
+    Percent,
+    /// `:`: `key: value`, URL credentials, IPv6, MAC.
+    Colon,
+    /// `=`: `key=value`.
+    Equals,
+    /// `-`: PEM, Slack, GitLab, UUID, MAC.
+    Dash,
+    /// `_`: GitHub, Stripe, npm tokens.
+    Underscore,
+    /// `J` of `eyJ`: JWT.
+    J,
+    /// `A` of `AKIA`/`ASIA`: AWS key ids.
+    A,
+    /// `b`/`B`: `Bearer`, `Basic`.
+    B,
+    /// `+`, `(`: phone numbers.
+    Phone,
+    /// `[`: our own markers.
+    Bracket,
+}
 
 /// Built-in value detectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +131,8 @@ pub(crate) struct Ctx {
 #[derive(Debug, Clone)]
 pub(crate) struct Scanner {
     det: [Option<u16>; N_DET],
-    trig: [bool; 256],
+    /// Per byte: which handler a trigger byte goes to ([`Trigger::None`] for the others).
+    kind: [Trigger; 256],
     pub(crate) keys: KeyMatcher,
     /// Rule indices whose free-text value runs to the end of the line (cookies).
     to_eol: Vec<u16>,
@@ -276,7 +311,7 @@ fn date_time_shape(w: &[u8]) -> bool {
 /// candidate.
 fn fraction_end(b: &[u8], e: usize) -> Option<usize> {
     if at(b, e) == b'.' && at(b, e + 1).is_ascii_digit() {
-        let f = run(b, e + 1, 10, |c| c.is_ascii_digit());
+        let f = digit_run_end(b, e + 1);
         if f - (e + 1) > 9 {
             return None;
         }
@@ -301,6 +336,20 @@ fn zone_end(b: &[u8], mut e: usize) -> usize {
         _ => {}
     }
     e
+}
+
+/// A fixed superset of every configuration's trigger bytes (`%`..`=`, which holds the
+/// digits, `-`, `:` and `=`; `@AB`; `J`, `[`, `_`, `b`), in a few range and equality tests
+/// that vectorise: the scan classifies 64 bytes at a time with it, then checks the exact
+/// trigger table at each candidate (the false ones are rare: `.`, `/`, `,`, `&`, `'`, ...).
+#[inline(always)]
+fn candidate(c: u8) -> bool {
+    c.wrapping_sub(b'%') <= b'=' - b'%'
+        || c.wrapping_sub(b'@') <= b'B' - b'@'
+        || c == b'J'
+        || c == b'['
+        || c == b'_'
+        || c == b'b'
 }
 
 const VERSION_WORDS: &[&[u8]] = &[b"version", b"ver", b"release", b"build", b"firmware"];
@@ -381,9 +430,33 @@ impl Scanner {
             set(b"+(");
         }
         let ts_skip = !keys.timestamp_like();
+        debug_assert!(
+            (0..=255u8).all(|c| !trig[usize::from(c)] || candidate(c)),
+            "every trigger byte is a candidate"
+        );
+        let kind = std::array::from_fn(|c| {
+            if !trig[c] {
+                return Trigger::None;
+            }
+            match c as u8 {
+                b'0'..=b'9' => Trigger::Digit,
+                b'@' => Trigger::At,
+                b'%' => Trigger::Percent,
+                b':' => Trigger::Colon,
+                b'=' => Trigger::Equals,
+                b'-' => Trigger::Dash,
+                b'_' => Trigger::Underscore,
+                b'J' => Trigger::J,
+                b'A' => Trigger::A,
+                b'b' | b'B' => Trigger::B,
+                b'+' | b'(' => Trigger::Phone,
+                b'[' => Trigger::Bracket,
+                _ => unreachable!("every trigger byte has a handler"),
+            }
+        });
         Self {
             det,
-            trig,
+            kind,
             keys,
             to_eol,
             marker_ids,
@@ -412,27 +485,37 @@ impl Scanner {
         let mut i = 0usize;
         let mut covered = 0usize;
         let mut v6_until = 0usize;
-        let t = &self.trig;
-        while i < n {
-            if !t[usize::from(b[i])] {
-                // skip to the next trigger byte, eight bytes per step (branch-free inside)
-                i += 1;
-                let Some(chunk) = b.get(i..i + 8) else {
-                    continue;
-                };
-                let m = chunk
-                    .iter()
-                    .enumerate()
-                    .fold(0u32, |m, (k, &c)| m | u32::from(t[usize::from(c)]) << k);
-                if m == 0 {
-                    i += 8;
+        // trigger bits of the aligned 64-byte block `b[blk..blk + 64]`; `i` only moves
+        // forward, so every block is classified at most once, and the next trigger is a
+        // `trailing_zeros` away instead of a data-dependent branch per step
+        let mut blk = usize::MAX;
+        let mut bits = 0u64;
+        loop {
+            let base = i & !63;
+            if base != blk {
+                if i >= n {
+                    break;
+                }
+                blk = base;
+                bits = self.block_bits(b, base);
+            }
+            let rest = bits & (u64::MAX << (i - base));
+            if rest == 0 {
+                i = base + 64;
+                if i >= n {
+                    break;
+                }
+                continue;
+            }
+            i = base + rest.trailing_zeros() as usize;
+            // one jump on the byte's handler (not a range test, then a jump)
+            let found = match self.kind[usize::from(b[i])] {
+                Trigger::None => {
+                    // a candidate that is no trigger (`.`, `/`, ...)
+                    i += 1;
                     continue;
                 }
-                i += m.trailing_zeros() as usize;
-            }
-            let c = b[i];
-            let found = match c {
-                b'0'..=b'9' => {
+                Trigger::Digit => {
                     if self.ts_skip && at(b, i + 4) == b'-' && !key_byte(before(b, i)) {
                         if let Some(e) = timestamp_end(b, i) {
                             // no detector can match inside (or start in) a timestamp
@@ -455,19 +538,20 @@ impl Scanner {
                         }
                     }
                 }
-                b'@' => self.email(b, i, i + 1, covered),
-                b'%' if at(b, i + 1) == b'4' && at(b, i + 2) == b'0' => {
+                Trigger::At => self.email(b, i, i + 1, covered),
+                Trigger::Percent if at(b, i + 1) == b'4' && at(b, i + 2) == b'0' => {
                     self.email(b, i, i + 3, covered)
                 }
-                b':' => self.at_colon(b, i, covered, &mut v6_until),
-                b'=' => self.key_value(b, i, covered),
-                b'-' => self.at_dash(b, i, covered),
-                b'_' => self.at_underscore(b, i, covered),
-                b'J' => self.jwt(b, i, covered),
-                b'A' => self.aws(b, i),
-                b'b' | b'B' => self.auth_scheme(b, i),
-                b'+' | b'(' => self.phone(b, i),
-                b'[' => {
+                Trigger::Percent => None,
+                Trigger::Colon => self.at_colon(b, i, covered, &mut v6_until),
+                Trigger::Equals => self.key_value(b, i, covered),
+                Trigger::Dash => self.at_dash(b, i, covered),
+                Trigger::Underscore => self.at_underscore(b, i, covered),
+                Trigger::J => self.jwt(b, i, covered),
+                Trigger::A => self.aws(b, i),
+                Trigger::B => self.auth_scheme(b, i),
+                Trigger::Phone => self.phone(b, i),
+                Trigger::Bracket => {
                     if let Some(end) = self.marker(b, i) {
                         i = end;
                         covered = covered.max(end);
@@ -475,7 +559,6 @@ impl Scanner {
                     }
                     None
                 }
-                _ => None,
             };
             match found {
                 Some(h) if h.start >= covered && h.end > h.start => {
@@ -487,6 +570,31 @@ impl Scanner {
                 _ => i += 1,
             }
         }
+    }
+
+    /// Bit `k` set when `b[base + k]` is a trigger byte, for the (up to) 64 bytes from
+    /// `base`.
+    #[inline]
+    fn block_bits(&self, b: &[u8], base: usize) -> u64 {
+        let Some(chunk) = b.get(base..base + 64) else {
+            let t = &self.kind;
+            return b[base..].iter().enumerate().fold(0, |m, (k, &c)| {
+                m | u64::from(t[usize::from(c)] != Trigger::None) << k
+            });
+        };
+        // candidates one 0/1 byte per input byte, in a fixed-size loop of comparisons that
+        // compiles to 16-byte vector compares; the scan checks the exact table at each one
+        let mut hit = [0u8; 64];
+        for (h, &c) in hit.iter_mut().zip(chunk) {
+            *h = u8::from(candidate(c));
+        }
+        let mut m = 0u64;
+        for (q, w) in hit.chunks_exact(8).enumerate() {
+            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+            // byte k (0 or 1) lands on bit 56 + k; no two partial products share a bit
+            m |= (w.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * q);
+        }
+        m
     }
 
     /// Length of our marker at the start of `b`, if `b` starts with one.
@@ -561,9 +669,11 @@ impl Scanner {
         let next_digit = at(b, r + 1).is_ascii_digit();
         // every validator needs one of these shapes; most numbers in logs (`200 `, `1234\n`,
         // an epoch in millis) have none, and are done with here
-        let card_first = matches!(b[i], b'2'..=b'6') || self.rule(Det::Imei).is_some();
+        // (the card network test only for long runs: on a random first digit it is
+        // unpredictable, the length test is not)
         if !(len == 9
-            || ((13..20).contains(&len) && card_first)
+            || ((13..20).contains(&len)
+                && (matches!(b[i], b'2'..=b'6') || self.rule(Det::Imei).is_some()))
             || (matches!(next, b'-' | b' ' | b'.') && next_digit))
         {
             return None;
@@ -876,6 +986,7 @@ impl Scanner {
 
     /// `+<country> ...` (8-15 digits with spaces, dashes, dots, parentheses) or
     /// `(555) 123-4567` (rule `phone`, off by default).
+    #[inline(never)]
     fn phone(&self, b: &[u8], i: usize) -> Option<Hit> {
         if word(before(b, i)) {
             return None;
@@ -916,6 +1027,7 @@ impl Scanner {
     /// alphabetic TLD of 2+ letters. `user@localhost` and `@scope/pkg` are not emails. The
     /// `@` may be percent-encoded (`jane%40example.com` in a query string); `dom` is where
     /// the domain starts.
+    #[inline(never)]
     fn email(&self, b: &[u8], i: usize, dom: usize, covered: usize) -> Option<Hit> {
         self.rule(Det::Email)?;
         let mut s = i;
@@ -969,12 +1081,19 @@ impl Scanner {
             }
         }
         if self.rule(Det::Ip).is_some() && i >= *v6_until {
+            let ok = |c: u8| hexd(c) || c == b':' || c == b'.';
+            if !ok(before(b, i)) && !ok(at(b, i + 1)) {
+                // a lone `:` (`tokens: 12`): what `ipv6` would conclude, without the call
+                *v6_until = i + 1;
+                return None;
+            }
             return self.ipv6(b, i, covered, v6_until);
         }
         None
     }
 
     /// `scheme://user:pass@host`: the `user:pass` part (only when it has a `:`).
+    #[inline(never)]
     fn url_auth(&self, b: &[u8], i: usize) -> Option<Hit> {
         self.rule(Det::UrlAuth)?;
         if !before(b, i).is_ascii_alphanumeric() {
@@ -1010,6 +1129,7 @@ impl Scanner {
 
     /// IPv6: the hex/colon/dot run around a `:`, word-bounded, parsed by `std`; the
     /// unspecified and loopback addresses are not personal data and are left alone.
+    #[inline(never)]
     fn ipv6(&self, b: &[u8], i: usize, covered: usize, v6_until: &mut usize) -> Option<Hit> {
         let ok = |c: u8| hexd(c) || c == b':' || c == b'.';
         let mut s = i;
@@ -1050,6 +1170,7 @@ impl Scanner {
 
     /// MAC `aa:bb:cc:dd:ee:ff` or with dashes (rule `mac`, off by default); triggered at the
     /// first separator.
+    #[inline(never)]
     fn mac(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
         if i < 2 || i - 2 < covered {
             return None;
@@ -1400,6 +1521,7 @@ impl Scanner {
 
     /// JWT: `eyJ` at a word start, three base64url segments (signature may be empty), header
     /// decodes to a JSON object with an `"alg"` member.
+    #[inline(never)]
     fn jwt(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
         self.rule(Det::Jwt)?;
         if i < 2 || i - 2 < covered || &b[i - 2..i] != b"ey" {
@@ -1433,6 +1555,7 @@ impl Scanner {
     }
 
     /// AWS access key ids: `AKIA`/`ASIA` + 16 upper-case alphanumerics, word-bounded.
+    #[inline(never)]
     fn aws(&self, b: &[u8], i: usize) -> Option<Hit> {
         self.rule(Det::AwsKey)?;
         if word(before(b, i)) {
@@ -1450,6 +1573,7 @@ impl Scanner {
 
     /// `Bearer <token>` (token of 8+ chars with a non-letter, or 20+ chars) and
     /// `Basic <base64>` (decoding to `user:pass`).
+    #[inline(never)]
     fn auth_scheme(&self, b: &[u8], i: usize) -> Option<Hit> {
         if alnum(before(b, i)) {
             return None;
