@@ -3,50 +3,19 @@
 //! `bearer`, `[` of our own markers, ...). The text is classified once, 64 bytes at a time,
 //! into a bit mask of candidates (a fixed superset of every configuration's trigger bytes,
 //! [`candidate`], tested with comparisons that compile to 16-byte vector compares); the
-//! scanner goes from one candidate to the next with `trailing_zeros`, and a per-byte handler
-//! table ([`Trigger`]) sends each to its detectors in one jump. Only there does a small
-//! hand-written validator run on a bounded window, behind a pre-check of the shapes it needs
-//! (digit run length and the bytes around it, the bytes before a `_` or `-`), which rejects
-//! exactly what the validator would. ISO-8601 timestamps are skipped in one step
-//! ([`timestamp_end`]); a rejected digit run is skipped whole, with any `.digits` after it.
-//! Every validator is linear in the bytes it looks at, and a rejected candidate never makes
-//! the scanner go back, so the whole scan is O(n) with a small constant on any input.
+//! scanner goes from one candidate to the next with `trailing_zeros`, checks the trigger
+//! table there, and only then does a small hand-written validator run on a bounded window,
+//! behind a pre-check of the shapes it needs (digit run length and the bytes around it, the
+//! bytes before a `_` or `-`), which rejects exactly what the validator would. ISO-8601
+//! timestamps are skipped in one step ([`timestamp_end`]); a rejected digit run is skipped
+//! whole, with any `.digits` after it. Every validator is linear in the bytes it looks at,
+//! and a rejected candidate never makes the scanner go back, so the whole scan is O(n) with
+//! a small constant on any input.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::checks;
 use super::keys::{KeyMatcher, KEY_SCAN, NOT_KEY};
-
-/// The handler of a trigger byte.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Trigger {
-    /// Not a trigger byte.
-    None,
-    /// `0`-`9`: timestamps, SSN, IPv4, cards, IBAN (check digits), phone, IMEI.
-    Digit,
-    /// `@`: email.
-    At,
-    /// `%`: a percent-encoded `@` (`%40`) of an email.
-    Percent,
-    /// `:`: `key: value`, URL credentials, IPv6, MAC.
-    Colon,
-    /// `=`: `key=value`.
-    Equals,
-    /// `-`: PEM, Slack, GitLab, UUID, MAC.
-    Dash,
-    /// `_`: GitHub, Stripe, npm tokens.
-    Underscore,
-    /// `J` of `eyJ`: JWT.
-    J,
-    /// `A` of `AKIA`/`ASIA`: AWS key ids.
-    A,
-    /// `b`/`B`: `Bearer`, `Basic`.
-    B,
-    /// `+`, `(`: phone numbers.
-    Phone,
-    /// `[`: our own markers.
-    Bracket,
-}
 
 /// Built-in value detectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,8 +100,7 @@ pub(crate) struct Ctx {
 #[derive(Debug, Clone)]
 pub(crate) struct Scanner {
     det: [Option<u16>; N_DET],
-    /// Per byte: which handler a trigger byte goes to ([`Trigger::None`] for the others).
-    kind: [Trigger; 256],
+    trig: [bool; 256],
     pub(crate) keys: KeyMatcher,
     /// Rule indices whose free-text value runs to the end of the line (cookies).
     to_eol: Vec<u16>,
@@ -434,29 +402,9 @@ impl Scanner {
             (0..=255u8).all(|c| !trig[usize::from(c)] || candidate(c)),
             "every trigger byte is a candidate"
         );
-        let kind = std::array::from_fn(|c| {
-            if !trig[c] {
-                return Trigger::None;
-            }
-            match c as u8 {
-                b'0'..=b'9' => Trigger::Digit,
-                b'@' => Trigger::At,
-                b'%' => Trigger::Percent,
-                b':' => Trigger::Colon,
-                b'=' => Trigger::Equals,
-                b'-' => Trigger::Dash,
-                b'_' => Trigger::Underscore,
-                b'J' => Trigger::J,
-                b'A' => Trigger::A,
-                b'b' | b'B' => Trigger::B,
-                b'+' | b'(' => Trigger::Phone,
-                b'[' => Trigger::Bracket,
-                _ => unreachable!("every trigger byte has a handler"),
-            }
-        });
         Self {
             det,
-            kind,
+            trig,
             keys,
             to_eol,
             marker_ids,
@@ -508,14 +456,13 @@ impl Scanner {
                 continue;
             }
             i = base + rest.trailing_zeros() as usize;
-            // one jump on the byte's handler (not a range test, then a jump)
-            let found = match self.kind[usize::from(b[i])] {
-                Trigger::None => {
-                    // a candidate that is no trigger (`.`, `/`, ...)
-                    i += 1;
-                    continue;
-                }
-                Trigger::Digit => {
+            let c = b[i];
+            if !self.trig[usize::from(c)] {
+                i += 1;
+                continue;
+            }
+            let found = match c {
+                b'0'..=b'9' => {
                     if self.ts_skip && at(b, i + 4) == b'-' && !key_byte(before(b, i)) {
                         if let Some(e) = timestamp_end(b, i) {
                             // no detector can match inside (or start in) a timestamp
@@ -538,20 +485,19 @@ impl Scanner {
                         }
                     }
                 }
-                Trigger::At => self.email(b, i, i + 1, covered),
-                Trigger::Percent if at(b, i + 1) == b'4' && at(b, i + 2) == b'0' => {
+                b'@' => self.email(b, i, i + 1, covered),
+                b'%' if at(b, i + 1) == b'4' && at(b, i + 2) == b'0' => {
                     self.email(b, i, i + 3, covered)
                 }
-                Trigger::Percent => None,
-                Trigger::Colon => self.at_colon(b, i, covered, &mut v6_until),
-                Trigger::Equals => self.key_value(b, i, covered),
-                Trigger::Dash => self.at_dash(b, i, covered),
-                Trigger::Underscore => self.at_underscore(b, i, covered),
-                Trigger::J => self.jwt(b, i, covered),
-                Trigger::A => self.aws(b, i),
-                Trigger::B => self.auth_scheme(b, i),
-                Trigger::Phone => self.phone(b, i),
-                Trigger::Bracket => {
+                b':' => self.at_colon(b, i, covered, &mut v6_until),
+                b'=' => self.key_value(b, i, covered),
+                b'-' => self.at_dash(b, i, covered),
+                b'_' => self.at_underscore(b, i, covered),
+                b'J' => self.jwt(b, i, covered),
+                b'A' => self.aws(b, i),
+                b'b' | b'B' => self.auth_scheme(b, i),
+                b'+' | b'(' => self.phone(b, i),
+                b'[' => {
                     if let Some(end) = self.marker(b, i) {
                         i = end;
                         covered = covered.max(end);
@@ -559,6 +505,7 @@ impl Scanner {
                     }
                     None
                 }
+                _ => None,
             };
             match found {
                 Some(h) if h.start >= covered && h.end > h.start => {
@@ -577,10 +524,11 @@ impl Scanner {
     #[inline]
     fn block_bits(&self, b: &[u8], base: usize) -> u64 {
         let Some(chunk) = b.get(base..base + 64) else {
-            let t = &self.kind;
-            return b[base..].iter().enumerate().fold(0, |m, (k, &c)| {
-                m | u64::from(t[usize::from(c)] != Trigger::None) << k
-            });
+            let t = &self.trig;
+            return b[base..]
+                .iter()
+                .enumerate()
+                .fold(0, |m, (k, &c)| m | u64::from(t[usize::from(c)]) << k);
         };
         // candidates one 0/1 byte per input byte, in a fixed-size loop of comparisons that
         // compiles to 16-byte vector compares; the scan checks the exact table at each one
