@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Instructions per request through each stack of a per-request bench (or per metric update for
-# `metrics`), counted by valgrind's callgrind: deterministic for the same binary and inputs,
-# whatever else the machine does (wall-time benches on a shared machine are not).
+# Instructions per request through each stack of a per-request bench (per metric update for
+# `metrics`, per scrub of a 1 MB corpus for `redact`), counted by valgrind's callgrind:
+# deterministic for the same binary and inputs, whatever else the machine does (wall-time
+# benches on a shared machine are not).
 #
-#   benches/instructions.sh request_id|stack|metrics [case ...]
+#   benches/instructions.sh request_id|stack|metrics|redact [case ...]
 #
-# Each case runs twice (N1 and N2 requests/updates, `OBS_BENCH_COUNT=<case>:<n>` mode of the
-# bench binary); (I(N2) - I(N1)) / (N2 - N1) removes startup and one-time costs.
+# Each case runs twice (N1 and N2 requests/updates/scrubs, `OBS_BENCH_COUNT=<case>:<n>` mode of
+# the bench binary); (I(N2) - I(N1)) / (N2 - N1) removes startup and one-time costs (for
+# `redact`: the corpus generation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ shift
 unit=request
 decimals=0
 locked=0
+collect=()
 case "$bench" in
 metrics)
     features="--features tower,metrics"
@@ -37,8 +40,19 @@ stack)
     features="--features sentry"
     default_cases=(bare request_id request_id+identity request_id+access_log request_id+metrics request_id+ratelimit request_id+sentry "obs.layer()")
     ;;
+redact)
+    features=""
+    unit=scrub
+    default_cases=(clean_1mb/obs clean_1mb/naive_regex prose_1mb/obs prose_1mb/naive_regex mixed_1mb/obs mixed_1mb/naive_regex)
+    # one scrub is ~1 MB of work: a few suffice, and no clock calibration to dilute
+    N1=${N1:-1}
+    N2=${N2:-3}
+    # count only inside the scrub calls: the start-up (regex compilation, corpus generation)
+    # varies by a few hundred thousand instructions from process to process (hash seeds)
+    collect=(--toggle-collect='*Scrubber*scrub_str*' --toggle-collect='*Naive*scrub*')
+    ;;
 *)
-    echo "no instruction-count cases for bench '$bench' (supported: request_id, stack, metrics)" >&2
+    echo "no instruction-count cases for bench '$bench' (supported: request_id, stack, metrics, redact)" >&2
     exit 2
     ;;
 esac
@@ -63,10 +77,10 @@ instructions() { # case n -> total instructions [locked instructions]
     local out
     out=$(mktemp)
     if [ "$locked" = 1 ]; then
-        OBS_BENCH_COUNT="$1:$2" valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
+        OBS_BENCH_COUNT="$1:$2" valgrind --tool=callgrind "${collect[@]}" --dump-instr=yes --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
         echo "$(awk '/^summary:/ {print $2}' "$out") $(python3 benches/locked.py "$out" "$bin")"
     else
-        OBS_BENCH_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
+        OBS_BENCH_COUNT="$1:$2" valgrind --tool=callgrind "${collect[@]}" --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
         awk '/^summary:/ {print $2}' "$out"
     fi
     rm -f "$out"

@@ -12,7 +12,8 @@
 //! - `json_events`: 200 JSON events of 0.5–5 KB with nested properties and some PII,
 //! - `event_10_props`: one typical 10-property analytics event (ns per event).
 //!
-//! Run: `cargo bench -p obs --bench redact`
+//! Run: `cargo bench -p obs --bench redact`; instruction counts: `benches/instructions.sh
+//! redact` (see `count_mode`).
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -277,6 +278,23 @@ impl Naive {
 
 // ---------------------------------------------------------------------------- benches
 
+/// Instruction-count mode: with `OBS_BENCH_COUNT=<corpus>/<obs|naive_regex>:<n>` (corpus
+/// `prose_1mb`, `clean_1mb` or `mixed_1mb`) the bench scrubs that corpus `n` times, prints
+/// the fastest scrub's wall time to stderr and exits instead of running criterion.
+/// `benches/instructions.sh redact` runs this under `valgrind --tool=callgrind`, counting
+/// inside the scrub calls only, at two `n` and divides the difference: instructions per
+/// scrub, deterministic on a loaded machine.
+fn count_mode() -> Option<(String, u64)> {
+    let spec = std::env::var("OBS_BENCH_COUNT").ok()?;
+    let (case, n) = spec
+        .rsplit_once(':')
+        .expect("OBS_BENCH_COUNT must be <corpus>/<side>:<n>, e.g. clean_1mb/obs:3");
+    let n = n
+        .parse()
+        .expect("OBS_BENCH_COUNT needs a whole number of scrubs");
+    Some((case.to_owned(), n))
+}
+
 fn bench(c: &mut Criterion) {
     let scrubber = Scrubber::default();
     let naive = Naive::new();
@@ -315,6 +333,33 @@ fn bench(c: &mut Criterion) {
         .collect();
     let events_bytes: usize = events.iter().map(|e| e.to_string().len()).sum();
     let typical = typical_event();
+
+    if let Some((case, n)) = count_mode() {
+        // instruction-count mode (see `count_mode`): `n` scrubs of one case, no criterion
+        let (corpus, side) = case
+            .split_once('/')
+            .expect("case is <corpus>/<obs|naive_regex>");
+        let text = match corpus {
+            "prose_1mb" => &prose,
+            "clean_1mb" => &clean,
+            "mixed_1mb" => &mixed,
+            _ => panic!("count mode covers prose_1mb, clean_1mb, mixed_1mb"),
+        };
+        let mut fastest = Duration::MAX;
+        for _ in 0..n {
+            let start = std::time::Instant::now();
+            match side {
+                "obs" => drop(black_box(scrubber.scrub_str(black_box(text)))),
+                "naive_regex" => drop(black_box(naive.scrub(black_box(text)))),
+                _ => panic!("side is obs or naive_regex"),
+            }
+            fastest = fastest.min(start.elapsed());
+        }
+        // the fastest of `n` scrubs: the least disturbed by other processes on a shared
+        // machine (not an instruction count, but steadier than a mean under load)
+        eprintln!("{case}: fastest of {n} scrubs {fastest:?}");
+        std::process::exit(0);
+    }
 
     for (name, text) in [
         ("prose_1mb", &prose),

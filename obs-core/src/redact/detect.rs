@@ -1,13 +1,16 @@
 //! The one-pass scanner: a 256-entry trigger table picks the few bytes where a detector can
 //! start (`@`, digits at a word start, `:`, `=`, `-`, `_`, `J` of `eyJ`, `A` of `AKIA`, `b` of
-//! `bearer`, `[` of our own markers, ...); the scanner steps to the next one eight bytes at a
-//! time (a branch-free mask of eight table look-ups), and only there does a small
-//! hand-written validator run on a bounded window, behind a pre-check of the shapes it needs
-//! (digit run length and the bytes around it, the bytes before a `_` or `-`), which rejects
-//! exactly what the validator would. ISO-8601 timestamps are skipped in one step
-//! ([`timestamp_end`]); a rejected digit run is skipped whole, with any `.digits` after it. Every validator is linear in the bytes it looks at, and a rejected
-//! candidate never makes the scanner go back, so the whole scan is O(n) with a small constant
-//! on any input.
+//! `bearer`, `[` of our own markers, ...). The text is classified once, 64 bytes at a time,
+//! into a bit mask of candidates (a fixed superset of every configuration's trigger bytes,
+//! [`candidate`], tested with comparisons that compile to 16-byte vector compares); the
+//! scanner goes from one candidate to the next with `trailing_zeros`, checks the trigger
+//! table there, and only then does a small hand-written validator run on a bounded window,
+//! behind a pre-check of the shapes it needs (digit run length and the bytes around it, the
+//! bytes before a `_` or `-`), which rejects exactly what the validator would. ISO-8601
+//! timestamps are skipped in one step ([`timestamp_end`]); a rejected digit run is skipped
+//! whole, with any `.digits` after it. Every validator is linear in the bytes it looks at,
+//! and a rejected candidate never makes the scanner go back, so the whole scan is O(n) with
+//! a small constant on any input.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -276,7 +279,7 @@ fn date_time_shape(w: &[u8]) -> bool {
 /// candidate.
 fn fraction_end(b: &[u8], e: usize) -> Option<usize> {
     if at(b, e) == b'.' && at(b, e + 1).is_ascii_digit() {
-        let f = run(b, e + 1, 10, |c| c.is_ascii_digit());
+        let f = digit_run_end(b, e + 1);
         if f - (e + 1) > 9 {
             return None;
         }
@@ -301,6 +304,20 @@ fn zone_end(b: &[u8], mut e: usize) -> usize {
         _ => {}
     }
     e
+}
+
+/// A fixed superset of every configuration's trigger bytes (`%`..`=`, which holds the
+/// digits, `-`, `:` and `=`; `@AB`; `J`, `[`, `_`, `b`), in a few range and equality tests
+/// that vectorise: the scan classifies 64 bytes at a time with it, then checks the exact
+/// trigger table at each candidate (the false ones are rare: `.`, `/`, `,`, `&`, `'`, ...).
+#[inline(always)]
+fn candidate(c: u8) -> bool {
+    c.wrapping_sub(b'%') <= b'=' - b'%'
+        || c.wrapping_sub(b'@') <= b'B' - b'@'
+        || c == b'J'
+        || c == b'['
+        || c == b'_'
+        || c == b'b'
 }
 
 const VERSION_WORDS: &[&[u8]] = &[b"version", b"ver", b"release", b"build", b"firmware"];
@@ -381,6 +398,10 @@ impl Scanner {
             set(b"+(");
         }
         let ts_skip = !keys.timestamp_like();
+        debug_assert!(
+            (0..=255u8).all(|c| !trig[usize::from(c)] || candidate(c)),
+            "every trigger byte is a candidate"
+        );
         Self {
             det,
             trig,
@@ -412,25 +433,34 @@ impl Scanner {
         let mut i = 0usize;
         let mut covered = 0usize;
         let mut v6_until = 0usize;
-        let t = &self.trig;
-        while i < n {
-            if !t[usize::from(b[i])] {
-                // skip to the next trigger byte, eight bytes per step (branch-free inside)
-                i += 1;
-                let Some(chunk) = b.get(i..i + 8) else {
-                    continue;
-                };
-                let m = chunk
-                    .iter()
-                    .enumerate()
-                    .fold(0u32, |m, (k, &c)| m | u32::from(t[usize::from(c)]) << k);
-                if m == 0 {
-                    i += 8;
-                    continue;
+        // trigger bits of the aligned 64-byte block `b[blk..blk + 64]`; `i` only moves
+        // forward, so every block is classified at most once, and the next trigger is a
+        // `trailing_zeros` away instead of a data-dependent branch per step
+        let mut blk = usize::MAX;
+        let mut bits = 0u64;
+        loop {
+            let base = i & !63;
+            if base != blk {
+                if i >= n {
+                    break;
                 }
-                i += m.trailing_zeros() as usize;
+                blk = base;
+                bits = self.block_bits(b, base);
             }
+            let rest = bits & (u64::MAX << (i - base));
+            if rest == 0 {
+                i = base + 64;
+                if i >= n {
+                    break;
+                }
+                continue;
+            }
+            i = base + rest.trailing_zeros() as usize;
             let c = b[i];
+            if !self.trig[usize::from(c)] {
+                i += 1;
+                continue;
+            }
             let found = match c {
                 b'0'..=b'9' => {
                     if self.ts_skip && at(b, i + 4) == b'-' && !key_byte(before(b, i)) {
@@ -487,6 +517,32 @@ impl Scanner {
                 _ => i += 1,
             }
         }
+    }
+
+    /// Bit `k` set when `b[base + k]` is a trigger byte, for the (up to) 64 bytes from
+    /// `base`.
+    #[inline]
+    fn block_bits(&self, b: &[u8], base: usize) -> u64 {
+        let Some(chunk) = b.get(base..base + 64) else {
+            let t = &self.trig;
+            return b[base..]
+                .iter()
+                .enumerate()
+                .fold(0, |m, (k, &c)| m | u64::from(t[usize::from(c)]) << k);
+        };
+        // candidates one 0/1 byte per input byte, in a fixed-size loop of comparisons that
+        // compiles to 16-byte vector compares; the scan checks the exact table at each one
+        let mut hit = [0u8; 64];
+        for (h, &c) in hit.iter_mut().zip(chunk) {
+            *h = u8::from(candidate(c));
+        }
+        let mut m = 0u64;
+        for (q, w) in hit.chunks_exact(8).enumerate() {
+            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+            // byte k (0 or 1) lands on bit 56 + k; no two partial products share a bit
+            m |= (w.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * q);
+        }
+        m
     }
 
     /// Length of our marker at the start of `b`, if `b` starts with one.
@@ -561,9 +617,11 @@ impl Scanner {
         let next_digit = at(b, r + 1).is_ascii_digit();
         // every validator needs one of these shapes; most numbers in logs (`200 `, `1234\n`,
         // an epoch in millis) have none, and are done with here
-        let card_first = matches!(b[i], b'2'..=b'6') || self.rule(Det::Imei).is_some();
+        // (the card network test only for long runs: on a random first digit it is
+        // unpredictable, the length test is not)
         if !(len == 9
-            || ((13..20).contains(&len) && card_first)
+            || ((13..20).contains(&len)
+                && (matches!(b[i], b'2'..=b'6') || self.rule(Det::Imei).is_some()))
             || (matches!(next, b'-' | b' ' | b'.') && next_digit))
         {
             return None;
@@ -876,6 +934,7 @@ impl Scanner {
 
     /// `+<country> ...` (8-15 digits with spaces, dashes, dots, parentheses) or
     /// `(555) 123-4567` (rule `phone`, off by default).
+    #[inline(never)]
     fn phone(&self, b: &[u8], i: usize) -> Option<Hit> {
         if word(before(b, i)) {
             return None;
@@ -916,6 +975,7 @@ impl Scanner {
     /// alphabetic TLD of 2+ letters. `user@localhost` and `@scope/pkg` are not emails. The
     /// `@` may be percent-encoded (`jane%40example.com` in a query string); `dom` is where
     /// the domain starts.
+    #[inline(never)]
     fn email(&self, b: &[u8], i: usize, dom: usize, covered: usize) -> Option<Hit> {
         self.rule(Det::Email)?;
         let mut s = i;
@@ -969,12 +1029,19 @@ impl Scanner {
             }
         }
         if self.rule(Det::Ip).is_some() && i >= *v6_until {
+            let ok = |c: u8| hexd(c) || c == b':' || c == b'.';
+            if !ok(before(b, i)) && !ok(at(b, i + 1)) {
+                // a lone `:` (`tokens: 12`): what `ipv6` would conclude, without the call
+                *v6_until = i + 1;
+                return None;
+            }
             return self.ipv6(b, i, covered, v6_until);
         }
         None
     }
 
     /// `scheme://user:pass@host`: the `user:pass` part (only when it has a `:`).
+    #[inline(never)]
     fn url_auth(&self, b: &[u8], i: usize) -> Option<Hit> {
         self.rule(Det::UrlAuth)?;
         if !before(b, i).is_ascii_alphanumeric() {
@@ -1010,6 +1077,7 @@ impl Scanner {
 
     /// IPv6: the hex/colon/dot run around a `:`, word-bounded, parsed by `std`; the
     /// unspecified and loopback addresses are not personal data and are left alone.
+    #[inline(never)]
     fn ipv6(&self, b: &[u8], i: usize, covered: usize, v6_until: &mut usize) -> Option<Hit> {
         let ok = |c: u8| hexd(c) || c == b':' || c == b'.';
         let mut s = i;
@@ -1050,6 +1118,7 @@ impl Scanner {
 
     /// MAC `aa:bb:cc:dd:ee:ff` or with dashes (rule `mac`, off by default); triggered at the
     /// first separator.
+    #[inline(never)]
     fn mac(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
         if i < 2 || i - 2 < covered {
             return None;
@@ -1400,6 +1469,7 @@ impl Scanner {
 
     /// JWT: `eyJ` at a word start, three base64url segments (signature may be empty), header
     /// decodes to a JSON object with an `"alg"` member.
+    #[inline(never)]
     fn jwt(&self, b: &[u8], i: usize, covered: usize) -> Option<Hit> {
         self.rule(Det::Jwt)?;
         if i < 2 || i - 2 < covered || &b[i - 2..i] != b"ey" {
@@ -1433,6 +1503,7 @@ impl Scanner {
     }
 
     /// AWS access key ids: `AKIA`/`ASIA` + 16 upper-case alphanumerics, word-bounded.
+    #[inline(never)]
     fn aws(&self, b: &[u8], i: usize) -> Option<Hit> {
         self.rule(Det::AwsKey)?;
         if word(before(b, i)) {
@@ -1450,6 +1521,7 @@ impl Scanner {
 
     /// `Bearer <token>` (token of 8+ chars with a non-letter, or 20+ chars) and
     /// `Basic <base64>` (decoding to `user:pass`).
+    #[inline(never)]
     fn auth_scheme(&self, b: &[u8], i: usize) -> Option<Hit> {
         if alnum(before(b, i)) {
             return None;

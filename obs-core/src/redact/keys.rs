@@ -288,6 +288,10 @@ impl KeyMatcher {
         if key.len() < self.min_len || !self.may_contain(mask) {
             return None;
         }
+        if mask & !WORD_BITS == LOWER {
+            // lower-case ASCII letters only (`tokens`): one word, already normalised
+            return self.lookup(key);
+        }
         self.find_slow(key)
     }
 
