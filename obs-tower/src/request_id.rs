@@ -81,9 +81,9 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use http::{Request, Response};
+use obs_core::context::Scope;
 use obs_core::{RequestContext, RequestId};
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::level_filters::LevelFilter;
@@ -399,30 +399,30 @@ where
         extensions.insert(id);
         extensions.insert(ctx.clone());
 
-        // The span opens inside the task-local scope, so a logging layer can take the
-        // request's fields from the context instead of copying them (obs-core's does).
+        // `call` runs inside the request's context and the future keeps it (moved, not
+        // cloned). The span opens inside the context, so a logging layer can take the
+        // request's fields from it instead of copying them (obs-core's does).
         let inner = &mut self.inner;
-        let (span, future) = ctx.clone().sync_scope(|| {
+        let mut span = Span::none();
+        let future = ctx.scope_with(|| {
             // Checked here too so that a process without any subscriber skips the macro's
             // `log` fallback (it formats the fields into a `log` record per request).
-            let span = if config.level <= LevelFilter::current() {
-                request_span!(
+            if config.level <= LevelFilter::current() {
+                // The context was moved into the scope; read the fields from its extension
+                // clone (a look-up only paid when the span is wanted).
+                let ctx = req.extensions().get::<RequestContext>();
+                span = request_span!(
                     config.level,
-                    request_id = ctx.request_id().as_str(),
+                    request_id = ctx.map(|ctx| ctx.request_id().as_str()),
                     method = req.method().as_str(),
-                    route = ctx.route(),
-                )
-            } else {
-                Span::none()
-            };
-            let future = {
-                let _entered = span.enter();
-                inner.call(req)
-            };
-            (span, future)
+                    route = ctx.and_then(RequestContext::route),
+                );
+            }
+            let _entered = span.enter();
+            inner.call(req)
         });
         ResponseFuture {
-            inner: ctx.scope(future),
+            inner: future,
             span,
             header: config.header.clone(),
             value: Some(value),
@@ -439,17 +439,10 @@ fn build_context<B>(config: &Config, req: &Request<B>, id: RequestId) -> Request
         builder = builder.client_ip(ip);
     }
     if config.user_agent {
-        if let Some(ua) = req
-            .headers()
-            .get(USER_AGENT)
-            // `to_str` is the cheap visible-ASCII check; other UTF-8 is kept (sanitized).
-            .and_then(|v| {
-                v.to_str()
-                    .ok()
-                    .or_else(|| std::str::from_utf8(v.as_bytes()).ok())
-            })
-        {
-            builder = builder.user_agent(ua);
+        if let Some(ua) = req.headers().get(USER_AGENT) {
+            // Checked once by the builder (printable ASCII, block-wise); other UTF-8 is
+            // sanitized, anything else is not recorded.
+            builder = builder.user_agent_bytes(ua.as_bytes());
         }
     }
     builder.build()
@@ -464,7 +457,7 @@ pin_project! {
     /// span and task-local context, then sets the response header.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<RequestContext, F>,
+        inner: Scope<F>,
         span: Span,
         header: HeaderName,
         value: Option<HeaderValue>,
