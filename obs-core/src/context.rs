@@ -264,9 +264,22 @@ enum SmallStr<const N: usize> {
 }
 
 impl<const N: usize> SmallStr<N> {
+    /// Stores `bytes` (checked UTF-8) into `slot`, writing an inline value in place: the
+    /// slot lives in the context's allocation, so this skips building the value on the
+    /// stack and copying it over.
     #[inline]
-    fn new(s: &str) -> Self {
-        Self::from_utf8(s.as_bytes())
+    fn set(slot: &mut Option<Self>, bytes: &[u8]) {
+        if bytes.len() <= N && N < 256 {
+            if let SmallStr::Inline { len, buf } = slot.insert(SmallStr::Inline {
+                len: 0,
+                buf: [0; N],
+            }) {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                *len = bytes.len() as u8;
+            }
+        } else {
+            *slot = Some(Self::from_utf8(bytes));
+        }
     }
 
     /// From bytes the caller has checked to be UTF-8 (a `&str`'s, or printable ASCII).
@@ -522,7 +535,7 @@ impl RequestContextBuilder {
     /// raw paths carry ids and personal data and explode metric cardinality.
     #[inline]
     pub fn route(mut self, route: &str) -> Self {
-        self.inner().route = Some(SmallStr::new(route));
+        SmallStr::set(&mut self.inner().route, route.as_bytes());
         self
     }
 
@@ -536,7 +549,8 @@ impl RequestContextBuilder {
     /// Sets the user agent (control characters removed, cut at [`MAX_USER_AGENT_LEN`] bytes).
     #[inline]
     pub fn user_agent(mut self, user_agent: &str) -> Self {
-        self.inner().user_agent = Some(SmallStr::new(&sanitize(user_agent, MAX_USER_AGENT_LEN)));
+        let user_agent = sanitize(user_agent, MAX_USER_AGENT_LEN);
+        SmallStr::set(&mut self.inner().user_agent, user_agent.as_bytes());
         self
     }
 
@@ -547,7 +561,7 @@ impl RequestContextBuilder {
     #[inline]
     pub fn user_agent_bytes(mut self, user_agent: &[u8]) -> Self {
         if user_agent.len() <= MAX_USER_AGENT_LEN && is_printable_ascii(user_agent) {
-            self.inner().user_agent = Some(SmallStr::from_utf8(user_agent));
+            SmallStr::set(&mut self.inner().user_agent, user_agent);
         } else if let Ok(user_agent) = std::str::from_utf8(user_agent) {
             self = self.user_agent(user_agent);
         }
