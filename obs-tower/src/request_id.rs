@@ -34,13 +34,15 @@
 //! randomness is drawn from the OS CSPRNG in batches of 32 IDs (own code, because uuid's
 //! `now_v7` makes one `getrandom` call per ID, which dominated the cost), the ID is encoded
 //! into inline storage and the header value shares one allocation with it
-//! (`Bytes::from_owner`); an accepted inbound value is reused as is. With no subscriber
-//! interested in the span, the span costs one level check. Per request it allocates the
-//! context (`Arc`), the copied user agent (switch off with
+//! (`Bytes::from_owner`); an accepted inbound value is reused as is, validated 16 bytes at a
+//! time. With no subscriber interested in the span, the span costs one level check. `call`
+//! and the returned future share one [`Scope`] (the context is moved into it, not cloned).
+//! Per request it allocates the context (`Arc`; the user agent and route are stored inline
+//! in it — switch the user agent off with
 //! [`record_user_agent(false)`](RequestIdLayer::record_user_agent)) and two extension
 //! boxes — work tower-http's request-id layers do not do, so an *accepted* inbound ID costs
-//! more than with tower-http, while a *generated* one costs less. Numbers and the exact
-//! command: `benches/README.md`.
+//! more than with tower-http (1.08x its instructions per request), while a *generated* one
+//! costs less. Numbers and the exact command: `benches/README.md`.
 //!
 //! ```
 //! use std::convert::Infallible;
