@@ -410,15 +410,7 @@ where
             // Checked here too so that a process without any subscriber skips the macro's
             // `log` fallback (it formats the fields into a `log` record per request).
             if config.level <= LevelFilter::current() {
-                // The context was moved into the scope; read the fields from its extension
-                // clone (a look-up only paid when the span is wanted).
-                let ctx = req.extensions().get::<RequestContext>();
-                span = request_span!(
-                    config.level,
-                    request_id = ctx.map(|ctx| ctx.request_id().as_str()),
-                    method = req.method().as_str(),
-                    route = ctx.and_then(RequestContext::route),
-                );
+                span = request_span(config.level, &req);
             }
             let _entered = span.enter();
             inner.call(req)
@@ -430,6 +422,22 @@ where
             value: Some(value),
         }
     }
+}
+
+/// The `request` span, once a subscriber may want it. Kept out of line: the five expansions
+/// of the span macro are large and cold, and inlined into `call` they spread its hot path
+/// over more instruction-cache lines.
+#[cold]
+#[inline(never)]
+fn request_span<B>(level: Level, req: &Request<B>) -> Span {
+    // The context was moved into the scope; read the fields from its extension clone.
+    let ctx = req.extensions().get::<RequestContext>();
+    request_span!(
+        level,
+        request_id = ctx.map(|ctx| ctx.request_id().as_str()),
+        method = req.method().as_str(),
+        route = ctx.and_then(RequestContext::route),
+    )
 }
 
 fn build_context<B>(config: &Config, req: &Request<B>, id: RequestId) -> RequestContext {
