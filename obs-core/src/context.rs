@@ -33,12 +33,15 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
-use tokio::task::futures::TaskLocalFuture;
+use pin_project_lite::pin_project;
 
 use crate::RequestId;
 
@@ -47,8 +50,142 @@ pub const MAX_USER_AGENT_LEN: usize = 256;
 /// Longest user id kept, in bytes.
 pub const MAX_USER_ID_LEN: usize = 256;
 
-tokio::task_local! {
-    static CURRENT: RequestContext;
+thread_local! {
+    /// The context of the request whose code runs on this thread right now: set while a
+    /// [`Scope`] future is polled or a [`RequestContext::sync_scope`] closure runs, and put
+    /// back (with whatever was current before) when that poll or closure returns or unwinds.
+    /// Like a tokio `task_local!` (which this replaces): swapped in and out around each poll,
+    /// so tasks never see each other's context, whatever thread polls them.
+    static CURRENT: RefCell<Option<RequestContext>> = const { RefCell::new(None) };
+}
+
+/// While alive, the context taken from `slot` is the current one; dropping it (also during a
+/// panic's unwinding) puts the context back into `slot` and restores the previous current
+/// context. Never handed to user code, so it cannot be leaked with `mem::forget` and scopes
+/// always unwind in order.
+struct Entered<'a> {
+    slot: &'a mut Option<RequestContext>,
+    /// False if the thread-local was unavailable (thread exiting) or borrowed: nothing to undo.
+    swapped: bool,
+}
+
+impl<'a> Entered<'a> {
+    /// Makes `slot`'s context current. Panics if called inside a
+    /// [`RequestContext::with_current`] closure (the current context is borrowed there), as
+    /// tokio's task-locals do; during thread-local destruction it runs without a context.
+    #[inline]
+    fn enter(slot: &'a mut Option<RequestContext>) -> Self {
+        match Self::try_enter(slot) {
+            Ok(entered) => entered,
+            Err(_) => {
+                panic!("cannot enter a RequestContext scope inside RequestContext::with_current")
+            }
+        }
+    }
+
+    /// Like [`enter`](Self::enter), but gives the slot back instead of panicking.
+    #[inline]
+    fn try_enter(
+        slot: &'a mut Option<RequestContext>,
+    ) -> Result<Self, &'a mut Option<RequestContext>> {
+        let swapped = CURRENT.try_with(|current| match current.try_borrow_mut() {
+            Ok(mut current) => {
+                std::mem::swap(&mut *current, slot);
+                Ok(())
+            }
+            Err(_) => Err(()),
+        });
+        match swapped {
+            Ok(Ok(())) => Ok(Entered {
+                slot,
+                swapped: true,
+            }),
+            Ok(Err(())) => Err(slot),
+            // The thread is exiting: no current context to set.
+            Err(_) => Ok(Entered {
+                slot,
+                swapped: false,
+            }),
+        }
+    }
+}
+
+impl Drop for Entered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.swapped {
+            // Cannot fail: the thread-local was alive at `enter` and still is (we are still on
+            // this thread), and no borrow of it outlives user code (nested scopes and
+            // `with_current` borrows end before this guard drops).
+            let _ = CURRENT.try_with(|current| {
+                if let Ok(mut current) = current.try_borrow_mut() {
+                    std::mem::swap(&mut *current, self.slot);
+                }
+            });
+        }
+    }
+}
+
+pin_project! {
+    /// A future that runs with a [`RequestContext`] as the current one: made by
+    /// [`RequestContext::scope`] and [`RequestContext::scope_with`].
+    ///
+    /// The context is current during every poll of the inner future, and while the inner
+    /// future is dropped (on completion or when the `Scope` is dropped early).
+    pub struct Scope<F> {
+        ctx: Option<RequestContext>,
+        #[pin]
+        future: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Scope<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let mut future = this.future;
+            if std::mem::needs_drop::<F>() && future.is_some() {
+                // Drop the unfinished future inside its scope if possible (not inside a
+                // `with_current` closure: then it is dropped without).
+                let _entered = Entered::try_enter(this.ctx);
+                future.set(None);
+            }
+        }
+    }
+}
+
+impl<F> Scope<F> {
+    /// The context this future runs with.
+    pub fn context(&self) -> Option<&RequestContext> {
+        self.ctx.as_ref()
+    }
+}
+
+impl<F: Future> Future for Scope<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut future = this.future;
+        let _entered = Entered::enter(this.ctx);
+        let Some(inner) = future.as_mut().as_pin_mut() else {
+            panic!("`Scope` polled after completion");
+        };
+        let poll = inner.poll(cx);
+        if poll.is_ready() {
+            // Dropped while the context is still current, like an unfinished one.
+            future.set(None);
+        }
+        poll
+    }
+}
+
+impl<F> fmt::Debug for Scope<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("ctx", &self.ctx)
+            .field("done", &self.future.is_none())
+            .finish()
+    }
 }
 
 /// What is known about the request being served. Cheap to clone (one `Arc`).
@@ -127,17 +264,37 @@ enum SmallStr<const N: usize> {
 }
 
 impl<const N: usize> SmallStr<N> {
+    /// Stores `bytes` (checked UTF-8) into `slot`, writing an inline value in place: the
+    /// slot lives in the context's allocation, so this skips building the value on the
+    /// stack and copying it over.
     #[inline]
-    fn new(s: &str) -> Self {
-        if s.len() <= N && N < 256 {
+    fn set(slot: &mut Option<Self>, bytes: &[u8]) {
+        if bytes.len() <= N && N < 256 {
+            if let SmallStr::Inline { len, buf } = slot.insert(SmallStr::Inline {
+                len: 0,
+                buf: [0; N],
+            }) {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                *len = bytes.len() as u8;
+            }
+        } else {
+            *slot = Some(Self::from_utf8(bytes));
+        }
+    }
+
+    /// From bytes the caller has checked to be UTF-8 (a `&str`'s, or printable ASCII).
+    #[inline]
+    fn from_utf8(bytes: &[u8]) -> Self {
+        if bytes.len() <= N && N < 256 {
             let mut buf = [0u8; N];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
+            buf[..bytes.len()].copy_from_slice(bytes);
             SmallStr::Inline {
-                len: s.len() as u8,
+                len: bytes.len() as u8,
                 buf,
             }
         } else {
-            SmallStr::Heap(s.into())
+            // Valid UTF-8, so this borrows and never replaces anything.
+            SmallStr::Heap(String::from_utf8_lossy(bytes).into())
         }
     }
 
@@ -258,34 +415,83 @@ impl RequestContext {
     /// Clones the context (one atomic increment); use [`with_current`](Self::with_current) to
     /// only look.
     pub fn current() -> Option<RequestContext> {
-        CURRENT.try_with(Clone::clone).ok()
+        Self::with_current(|ctx| ctx.cloned())
     }
 
     /// Runs `f` with a reference to the current context (or `None` outside a request).
+    ///
+    /// `f` must not enter another scope ([`scope`](Self::scope) futures polled or
+    /// [`sync_scope`](Self::sync_scope) called inside `f` panic), as with tokio's task-locals.
+    #[inline]
     pub fn with_current<R>(f: impl FnOnce(Option<&RequestContext>) -> R) -> R {
         let mut f = Some(f);
-        match CURRENT.try_with(|ctx| (f.take().expect("called once"))(Some(ctx))) {
+        let result = CURRENT.try_with(|current| {
+            // Only `Entered` borrows mutably, and never while user code runs.
+            let current = current.try_borrow().ok();
+            (f.take().expect("called once"))(current.as_deref().and_then(Option::as_ref))
+        });
+        match result {
             Ok(r) => r,
+            // The thread is exiting (thread-local destroyed): no request.
             Err(_) => (f.take().expect("not called yet"))(None),
         }
     }
 
     /// The current request's ID, if inside a request.
     pub fn current_request_id() -> Option<RequestId> {
-        CURRENT.try_with(|ctx| ctx.request_id().clone()).ok()
+        Self::with_current(|ctx| ctx.map(|ctx| ctx.request_id().clone()))
     }
 
     /// Runs `fut` with this context as the current one (for `fut` and everything it awaits).
     ///
-    /// Work spawned onto other tasks does not inherit it; pass the context along or call
-    /// `scope` again there.
-    pub fn scope<F: Future>(self, fut: F) -> TaskLocalFuture<RequestContext, F> {
-        CURRENT.scope(self, fut)
+    /// The context is current while `fut` is polled (and dropped), on whatever thread polls
+    /// it. Work spawned onto other tasks does not inherit it; pass the context along or call
+    /// `scope` again there. Scopes nest: an inner scope's context is current inside it, the
+    /// outer one again after.
+    pub fn scope<F: Future>(self, fut: F) -> Scope<F> {
+        Scope {
+            ctx: Some(self),
+            future: Some(fut),
+        }
+    }
+
+    /// Runs `make` with this context as the current one, then returns the future it made,
+    /// scoped to the same context — what a middleware does around `Service::call`, without
+    /// cloning the context for the two scopes.
+    ///
+    /// ```
+    /// use obs_core::{RequestContext, RequestId};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = RequestContext::new(RequestId::parse("req-1").unwrap());
+    /// let fut = ctx.scope_with(|| {
+    ///     // e.g. `inner.call(request)`: runs with the context current...
+    ///     assert_eq!(RequestContext::current_request_id().unwrap(), "req-1");
+    ///     // ...and so does the future it returns, whenever it is polled.
+    ///     async { RequestContext::current_request_id() }
+    /// });
+    /// assert_eq!(fut.await.unwrap(), "req-1");
+    /// # }
+    /// ```
+    #[inline]
+    pub fn scope_with<F: Future>(self, make: impl FnOnce() -> F) -> Scope<F> {
+        let mut ctx = Some(self);
+        let future = {
+            let _entered = Entered::enter(&mut ctx);
+            make()
+        };
+        Scope {
+            ctx,
+            future: Some(future),
+        }
     }
 
     /// Runs the closure `f` with this context as the current one.
+    #[inline]
     pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self, f)
+        let mut ctx = Some(self);
+        let _entered = Entered::enter(&mut ctx);
+        f()
     }
 }
 
@@ -329,7 +535,7 @@ impl RequestContextBuilder {
     /// raw paths carry ids and personal data and explode metric cardinality.
     #[inline]
     pub fn route(mut self, route: &str) -> Self {
-        self.inner().route = Some(SmallStr::new(route));
+        SmallStr::set(&mut self.inner().route, route.as_bytes());
         self
     }
 
@@ -343,7 +549,22 @@ impl RequestContextBuilder {
     /// Sets the user agent (control characters removed, cut at [`MAX_USER_AGENT_LEN`] bytes).
     #[inline]
     pub fn user_agent(mut self, user_agent: &str) -> Self {
-        self.inner().user_agent = Some(SmallStr::new(&sanitize(user_agent, MAX_USER_AGENT_LEN)));
+        let user_agent = sanitize(user_agent, MAX_USER_AGENT_LEN);
+        SmallStr::set(&mut self.inner().user_agent, user_agent.as_bytes());
+        self
+    }
+
+    /// Sets the user agent from a raw header value: the same as
+    /// [`user_agent`](Self::user_agent) for a UTF-8 value, and a value that is not UTF-8 is
+    /// not recorded. Cheaper than converting the header to `&str` first: the usual value
+    /// (printable ASCII) is checked once, 16 bytes at a time.
+    #[inline]
+    pub fn user_agent_bytes(mut self, user_agent: &[u8]) -> Self {
+        if user_agent.len() <= MAX_USER_AGENT_LEN && is_printable_ascii(user_agent) {
+            SmallStr::set(&mut self.inner().user_agent, user_agent);
+        } else if let Ok(user_agent) = std::str::from_utf8(user_agent) {
+            self = self.user_agent(user_agent);
+        }
         self
     }
 
@@ -372,12 +593,18 @@ impl fmt::Debug for RequestContextBuilder {
     }
 }
 
+/// Every byte is printable ASCII (`0x20..=0x7e`): nothing for [`sanitize`] to change.
+#[inline]
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    crate::blocks::all(bytes, b' ', |b| b.wrapping_sub(0x20) < 0x5f)
+}
+
 /// Drops control characters and cuts at `max` bytes on a char boundary, so values copied from
 /// headers cannot inject lines into logs.
 fn sanitize(s: &str, max: usize) -> Cow<'_, str> {
     // Fast path for the usual value (printable ASCII within bounds): no copy, no per-char
-    // work. It runs for every request's user agent.
-    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    // work, checked 16 bytes at a time. It runs for every request's user agent.
+    if s.len() <= max && is_printable_ascii(s.as_bytes()) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len().min(max));
@@ -433,6 +660,161 @@ mod tests {
         }
     }
 
+    fn current_id() -> Option<String> {
+        RequestContext::current_request_id().map(|id| id.as_str().to_owned())
+    }
+
+    #[test]
+    fn nested_sync_scopes_restore_the_outer_context() {
+        RequestContext::new(id("outer")).sync_scope(|| {
+            assert_eq!(current_id().as_deref(), Some("outer"));
+            RequestContext::new(id("inner")).sync_scope(|| {
+                assert_eq!(current_id().as_deref(), Some("inner"));
+            });
+            assert_eq!(current_id().as_deref(), Some("outer"));
+        });
+        assert_eq!(current_id(), None);
+    }
+
+    #[tokio::test]
+    async fn nested_future_scopes_restore_the_outer_context_across_polls() {
+        RequestContext::new(id("outer"))
+            .scope(async {
+                RequestContext::new(id("inner"))
+                    .scope(async {
+                        tokio::task::yield_now().await;
+                        assert_eq!(current_id().as_deref(), Some("inner"));
+                    })
+                    .await;
+                assert_eq!(current_id().as_deref(), Some("outer"));
+                tokio::task::yield_now().await;
+                assert_eq!(current_id().as_deref(), Some("outer"));
+            })
+            .await;
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn a_panic_inside_a_scope_restores_the_previous_context() {
+        RequestContext::new(id("outer")).sync_scope(|| {
+            let caught = std::panic::catch_unwind(|| {
+                RequestContext::new(id("panics")).sync_scope(|| {
+                    assert_eq!(current_id().as_deref(), Some("panics"));
+                    panic!("handler panicked");
+                })
+            });
+            assert!(caught.is_err());
+            assert_eq!(current_id().as_deref(), Some("outer"));
+        });
+        assert_eq!(current_id(), None);
+
+        // The same for a future that panics while polled.
+        let mut fut = Box::pin(RequestContext::new(id("poll-panics")).scope(async {
+            assert_eq!(current_id().as_deref(), Some("poll-panics"));
+            panic!("future panicked");
+        }));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let _ = fut.as_mut().poll(&mut cx);
+        }));
+        assert!(caught.is_err());
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn scope_is_current_only_while_polled_and_while_the_future_drops() {
+        struct ReportsOnDrop(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+        impl Drop for ReportsOnDrop {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = current_id();
+            }
+        }
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let guard = ReportsOnDrop(seen.clone());
+        let mut fut = Box::pin(RequestContext::new(id("pending")).scope(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(fut.context().unwrap().request_id(), "pending");
+        // Between polls, nothing is current.
+        assert_eq!(current_id(), None);
+        drop(fut);
+        // The unfinished future was dropped inside its scope.
+        assert_eq!(seen.lock().unwrap().as_deref(), Some("pending"));
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn scope_with_runs_the_maker_and_the_future_in_one_context() {
+        let ctx = RequestContext::new(id("made"));
+        let made_in = std::cell::Cell::new(None);
+        let mut fut = Box::pin(ctx.scope_with(|| {
+            made_in.set(current_id());
+            async { current_id() }
+        }));
+        assert_eq!(made_in.take().as_deref(), Some("made"));
+        assert_eq!(current_id(), None);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(polled_in) => assert_eq!(polled_in.as_deref(), Some("made")),
+            Poll::Pending => panic!("ready future"),
+        }
+        assert_eq!(current_id(), None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn spawned_tasks_do_not_inherit_the_context() {
+        // One thread: the spawned task runs on the same thread as the scoped one.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        RequestContext::new(id("parent"))
+            .scope(async move {
+                let child = tokio::spawn(async move {
+                    let seen = current_id();
+                    tx.send(()).unwrap();
+                    seen
+                });
+                // Let the child run while the parent is suspended inside its scope.
+                rx.await.unwrap();
+                assert_eq!(child.await.unwrap(), None);
+                assert_eq!(current_id().as_deref(), Some("parent"));
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn interleaved_tasks_on_one_thread_see_their_own_context() {
+        let mut handles = Vec::new();
+        for i in 0..8 {
+            handles.push(tokio::task::spawn(
+                RequestContext::new(id(&format!("t-{i}"))).scope(async move {
+                    for _ in 0..5 {
+                        tokio::task::yield_now().await;
+                        assert_eq!(current_id(), Some(format!("t-{i}")));
+                    }
+                }),
+            ));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn entering_a_scope_inside_with_current_panics_and_leaves_state_intact() {
+        RequestContext::new(id("outer")).sync_scope(|| {
+            let caught = std::panic::catch_unwind(|| {
+                RequestContext::with_current(|_| {
+                    RequestContext::new(id("nested")).sync_scope(|| ());
+                })
+            });
+            assert!(caught.is_err());
+            assert_eq!(current_id().as_deref(), Some("outer"));
+        });
+    }
+
     #[test]
     fn user_id_set_once_is_shared_by_clones() {
         let ctx = RequestContext::new(id("r2"));
@@ -469,6 +851,30 @@ mod tests {
             .user_agent("a\x7fb")
             .build();
         assert_eq!(ctx.user_agent(), Some("ab"));
+    }
+
+    #[test]
+    fn user_agent_bytes_matches_user_agent_for_utf8_and_skips_the_rest() {
+        let long = "b".repeat(MAX_USER_AGENT_LEN + 3);
+        for ua in [
+            "curl/8.5.0",
+            "",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            "tab\there",
+            "caf\u{e9}/1.0 \u{1F600}",
+            "line\r\nbreak",
+            long.as_str(),
+        ] {
+            let from_str = RequestContext::builder(id("s")).user_agent(ua).build();
+            let from_bytes = RequestContext::builder(id("b"))
+                .user_agent_bytes(ua.as_bytes())
+                .build();
+            assert_eq!(from_bytes.user_agent(), from_str.user_agent(), "{ua:?}");
+        }
+        let invalid = RequestContext::builder(id("x"))
+            .user_agent_bytes(b"bad \xff\xfe utf8")
+            .build();
+        assert_eq!(invalid.user_agent(), None);
     }
 
     #[test]

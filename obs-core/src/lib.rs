@@ -40,6 +40,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod blocks;
 pub mod config;
 pub mod context;
 pub mod logging;

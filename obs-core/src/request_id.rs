@@ -139,23 +139,21 @@ impl RequestId {
     }
 }
 
-/// True for the bytes a request ID may contain.
-#[inline]
+/// True for the bytes a request ID may contain: `[A-Za-z0-9._:-]`.
+///
+/// Compares without branches or a table look-up, so [`crate::blocks::all`] turns it into SIMD
+/// compares over 16-byte blocks (a 36-byte UUID is three block checks).
+#[inline(always)]
 const fn is_id_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+    // `b | 0x20` lowercases ASCII letters; only `A-Z` and `a-z` land in `a..=z`.
+    let lower = b | 0x20;
+    (b.wrapping_sub(b'0') < 10)
+        | (lower.wrapping_sub(b'a') < 26)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b':')
 }
-
-/// `ID_BYTE[b]` is `is_id_byte(b)`: one load per byte instead of a chain of range compares
-/// (validation runs on every inbound request ID).
-static ID_BYTE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = is_id_byte(b as u8);
-        b += 1;
-    }
-    table
-};
 
 fn validate(bytes: &[u8]) -> Result<(), InvalidRequestId> {
     if bytes.is_empty() {
@@ -164,16 +162,13 @@ fn validate(bytes: &[u8]) -> Result<(), InvalidRequestId> {
     if bytes.len() > RequestId::MAX_LEN {
         return Err(InvalidRequestId::TooLong { len: bytes.len() });
     }
-    // Branch-free accumulation over the whole ID; the position is only searched on failure.
-    if bytes
-        .iter()
-        .fold(true, |ok, &b| ok & ID_BYTE[usize::from(b)])
-    {
+    if crate::blocks::all(bytes, b'0', is_id_byte) {
         return Ok(());
     }
+    // The position is only searched on failure.
     let position = bytes
         .iter()
-        .position(|&b| !ID_BYTE[usize::from(b)])
+        .position(|&b| !is_id_byte(b))
         .unwrap_or_default();
     Err(InvalidRequestId::InvalidByte { position })
 }
@@ -406,6 +401,42 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The alphabet as first written (and documented): the oracle for the block check.
+    fn reference_is_id_byte(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+    }
+
+    #[test]
+    fn id_byte_predicate_matches_the_documented_alphabet() {
+        for b in 0..=u8::MAX {
+            assert_eq!(is_id_byte(b), reference_is_id_byte(b), "byte {b:#04x}");
+        }
+    }
+
+    /// Every byte value at every position of every length up to 40 (both sides of the
+    /// 16-byte block and the overlapping-tail cases), exhaustively.
+    #[test]
+    fn every_bad_byte_is_found_at_every_position_and_length() {
+        for len in 1..=40 {
+            for pos in 0..len {
+                for b in 0..=u8::MAX {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[pos] = b;
+                    let got = RequestId::from_bytes(&bytes);
+                    if reference_is_id_byte(b) {
+                        assert!(got.is_ok(), "len {len} pos {pos} byte {b:#04x}");
+                    } else {
+                        assert_eq!(
+                            got.unwrap_err(),
+                            InvalidRequestId::InvalidByte { position: pos },
+                            "len {len} pos {pos} byte {b:#04x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn generated_ids_are_uuid_v7_and_sort_by_millisecond() {
         let ids: Vec<RequestId> = (0..1000).map(|_| RequestId::generate()).collect();
@@ -513,8 +544,30 @@ mod tests {
 
         #[test]
         fn anything_else_is_rejected_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let ok = !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|&b| is_id_byte(b));
+            let ok = !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|&b| reference_is_id_byte(b));
             prop_assert_eq!(RequestId::from_bytes(&bytes).is_ok(), ok);
+        }
+
+        /// Mostly-valid IDs with one or two arbitrary bytes at arbitrary places: the block
+        /// check must agree with the byte-wise reference, and report the first bad position.
+        #[test]
+        fn block_validation_matches_bytewise_reference(
+            base in "[A-Za-z0-9._:-]{1,128}",
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        ) {
+            let mut bytes = base.into_bytes();
+            for (at, b) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            let first_bad = bytes.iter().position(|&b| !reference_is_id_byte(b));
+            match first_bad {
+                None => prop_assert!(RequestId::from_bytes(&bytes).is_ok()),
+                Some(position) => prop_assert_eq!(
+                    RequestId::from_bytes(&bytes).unwrap_err(),
+                    InvalidRequestId::InvalidByte { position }
+                ),
+            }
         }
     }
 }
