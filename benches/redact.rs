@@ -13,7 +13,7 @@
 //! - `event_10_props`: one typical 10-property analytics event (ns per event).
 //!
 //! Run: `cargo bench -p obs --bench redact`; instruction counts: `benches/instructions.sh
-//! redact` (see `count_mode`).
+//! redact` (see the count mode above `bench`).
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use obs_core::redact::Scrubber;
 use regex::Regex;
 use serde_json::{json, Map, Value};
+
+mod support;
 
 // ---------------------------------------------------------------------------- corpus
 
@@ -278,22 +280,12 @@ impl Naive {
 
 // ---------------------------------------------------------------------------- benches
 
-/// Instruction-count mode: with `OBS_BENCH_COUNT=<corpus>/<obs|naive_regex>:<n>` (corpus
-/// `prose_1mb`, `clean_1mb` or `mixed_1mb`) the bench scrubs that corpus `n` times, prints
-/// the fastest scrub's wall time to stderr and exits instead of running criterion.
-/// `benches/instructions.sh redact` runs this under `valgrind --tool=callgrind`, counting
-/// inside the scrub calls only, at two `n` and divides the difference: instructions per
-/// scrub, deterministic on a loaded machine.
-fn count_mode() -> Option<(String, u64)> {
-    let spec = std::env::var("OBS_BENCH_COUNT").ok()?;
-    let (case, n) = spec
-        .rsplit_once(':')
-        .expect("OBS_BENCH_COUNT must be <corpus>/<side>:<n>, e.g. clean_1mb/obs:3");
-    let n = n
-        .parse()
-        .expect("OBS_BENCH_COUNT needs a whole number of scrubs");
-    Some((case.to_owned(), n))
-}
+// Instruction-count mode (`support::count_mode`): with `OBS_BENCH_COUNT=<corpus>/<obs|naive_regex>:<n>`
+// (corpus `prose_1mb`, `clean_1mb` or `mixed_1mb`) the bench scrubs that corpus `n` times, prints
+// the fastest scrub's wall time to stderr and exits instead of running criterion.
+// `benches/instructions.sh redact` runs this under `valgrind --tool=callgrind`, counting
+// inside the scrub calls only, at two `n` and divides the difference: instructions per
+// scrub, deterministic on a loaded machine.
 
 fn bench(c: &mut Criterion) {
     let scrubber = Scrubber::default();
@@ -334,8 +326,8 @@ fn bench(c: &mut Criterion) {
     let events_bytes: usize = events.iter().map(|e| e.to_string().len()).sum();
     let typical = typical_event();
 
-    if let Some((case, n)) = count_mode() {
-        // instruction-count mode (see `count_mode`): `n` scrubs of one case, no criterion
+    if let Some((case, n)) = support::count_mode() {
+        // instruction-count mode (see above): `n` scrubs of one case, no criterion
         let (corpus, side) = case
             .split_once('/')
             .expect("case is <corpus>/<obs|naive_regex>");

@@ -1,4 +1,5 @@
-//! Shared driver for the per-request middleware benches (`request_id`, `sentry`, `otel`):
+//! Shared driver for the per-request middleware benches (`request_id`, `sentry`, `otel`,
+//! `stack`; `metrics` and `redact` use only the count mode):
 //! a realistic request, a no-op service, and one request driven by polling directly with a
 //! no-op waker, so no runtime overhead is measured.
 #![allow(dead_code)] // each bench uses a subset
@@ -61,7 +62,7 @@ where
 }
 
 /// Instruction-count mode: when `OBS_BENCH_COUNT=<case>:<n>` is set, the bench runs `n`
-/// requests through `case` and exits instead of running criterion. `benches/instructions.sh`
+/// requests (updates, scrubs) of `case` and exits instead of running criterion. `benches/instructions.sh`
 /// runs this under `valgrind --tool=callgrind` at two `n` and divides the difference, which
 /// gives instructions per request without startup cost — deterministic, unlike wall time on
 /// a shared machine.
@@ -69,10 +70,10 @@ pub fn count_mode() -> Option<(String, u64)> {
     let spec = std::env::var("OBS_BENCH_COUNT").ok()?;
     let (case, n) = spec
         .rsplit_once(':')
-        .expect("OBS_BENCH_COUNT must be <case>:<requests>, e.g. obs/inbound:10000");
+        .expect("OBS_BENCH_COUNT must be <case>:<n>, e.g. obs/inbound:10000 or clean_1mb/obs:3");
     let n = n
         .parse()
-        .expect("OBS_BENCH_COUNT must be <case>:<requests> with a whole number of requests");
+        .expect("OBS_BENCH_COUNT must be <case>:<n> with a whole number n");
     Some((case.to_owned(), n))
 }
 
