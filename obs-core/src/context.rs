@@ -264,9 +264,9 @@ enum SmallStr<const N: usize> {
 }
 
 impl<const N: usize> SmallStr<N> {
-    /// Stores `bytes` (checked UTF-8) into `slot`, writing an inline value in place: the
-    /// slot lives in the context's allocation, so this skips building the value on the
-    /// stack and copying it over.
+    /// Stores `bytes` (UTF-8 checked by the caller: a `&str`'s, or printable ASCII) into
+    /// `slot`, writing an inline value in place: the slot lives in the context's allocation,
+    /// so this skips building the value on the stack and copying it over.
     #[inline]
     fn set(slot: &mut Option<Self>, bytes: &[u8]) {
         if bytes.len() <= N && N < 256 {
@@ -278,23 +278,8 @@ impl<const N: usize> SmallStr<N> {
                 *len = bytes.len() as u8;
             }
         } else {
-            *slot = Some(Self::from_utf8(bytes));
-        }
-    }
-
-    /// From bytes the caller has checked to be UTF-8 (a `&str`'s, or printable ASCII).
-    #[inline]
-    fn from_utf8(bytes: &[u8]) -> Self {
-        if bytes.len() <= N && N < 256 {
-            let mut buf = [0u8; N];
-            buf[..bytes.len()].copy_from_slice(bytes);
-            SmallStr::Inline {
-                len: bytes.len() as u8,
-                buf,
-            }
-        } else {
             // Valid UTF-8, so this borrows and never replaces anything.
-            SmallStr::Heap(String::from_utf8_lossy(bytes).into())
+            *slot = Some(SmallStr::Heap(String::from_utf8_lossy(bytes).into()));
         }
     }
 
