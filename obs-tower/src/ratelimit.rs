@@ -54,7 +54,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -515,7 +515,7 @@ fn number_value(n: u64) -> HeaderValue {
 }
 
 /// An IP address as `Display` writes it, formatted on the stack: the per-client-IP key
-/// without `fmt` machinery or a heap allocation.
+/// without a heap allocation (and, for IPv4, without `fmt` machinery).
 #[derive(Clone, Copy)]
 struct IpKey {
     buf: [u8; IpKey::CAP],
@@ -523,7 +523,7 @@ struct IpKey {
 }
 
 impl IpKey {
-    /// `ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff`
+    /// `ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff` (39) or an IPv4-mapped form (≤ 22).
     const CAP: usize = 39;
 
     fn new(ip: IpAddr) -> Self {
@@ -533,7 +533,10 @@ impl IpKey {
         };
         match ip {
             IpAddr::V4(v4) => key.push_v4(v4),
-            IpAddr::V6(v6) => key.push_v6(v6),
+            IpAddr::V6(v6) => {
+                std::fmt::Write::write_fmt(&mut key, format_args!("{v6}"))
+                    .expect("an IPv6 address fits in 39 bytes");
+            }
         }
         key
     }
@@ -563,18 +566,6 @@ impl IpKey {
         self.push(b'0' + n % 10);
     }
 
-    fn push_hex(&mut self, n: u16) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut started = false;
-        for shift in [12, 8, 4, 0] {
-            let digit = (n >> shift) & 0xf;
-            if digit != 0 || started || shift == 0 {
-                self.push(HEX[usize::from(digit)]);
-                started = true;
-            }
-        }
-    }
-
     fn push_v4(&mut self, ip: Ipv4Addr) {
         let [a, b, c, d] = ip.octets();
         self.push_dec(a);
@@ -583,52 +574,24 @@ impl IpKey {
             self.push_dec(octet);
         }
     }
+}
 
-    /// The algorithm of `Ipv6Addr`'s `Display` (RFC 5952: lowercase, no leading zeros, the
-    /// first longest run of two or more zero groups as `::`, IPv4-mapped as `::ffff:a.b.c.d`).
-    fn push_v6(&mut self, ip: Ipv6Addr) {
-        if let Some(v4) = ip.to_ipv4_mapped() {
-            self.push_str("::ffff:");
-            self.push_v4(v4);
-            return;
+/// IPv6 keys take `Display` itself (formatted on the stack by std, no allocation): rarer than
+/// IPv4 on most services, and RFC 5952's zero-run compression is not worth a second copy.
+impl std::fmt::Write for IpKey {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if usize::from(self.len) + s.len() > Self::CAP {
+            return Err(std::fmt::Error);
         }
-        let segments = ip.segments();
-        let (mut best_start, mut best_len, mut start, mut len) = (0, 0, 0, 0);
-        for (i, &segment) in segments.iter().enumerate() {
-            if segment == 0 {
-                if len == 0 {
-                    start = i;
-                }
-                len += 1;
-                if len > best_len {
-                    (best_start, best_len) = (start, len);
-                }
-            } else {
-                len = 0;
-            }
-        }
-        if best_len > 1 {
-            self.push_groups(&segments[..best_start]);
-            self.push_str("::");
-            self.push_groups(&segments[best_start + best_len..]);
-        } else {
-            self.push_groups(&segments);
-        }
-    }
-
-    fn push_groups(&mut self, groups: &[u16]) {
-        if let Some((first, rest)) = groups.split_first() {
-            self.push_hex(*first);
-            for &g in rest {
-                self.push(b':');
-                self.push_hex(g);
-            }
-        }
+        self.push_str(s);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
 
     #[test]
