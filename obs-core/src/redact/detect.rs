@@ -159,16 +159,22 @@ fn key_byte(c: u8) -> bool {
     KEY_SCAN[usize::from(c)] & NOT_KEY == 0
 }
 
+/// Per byte of `v` (eight bytes, little-endian): zero for an ASCII digit, non-zero otherwise
+/// (the high nibble is not 3, or the low nibble is above 9: adding 6 carries into the high
+/// nibble).
+#[inline(always)]
+fn non_digit_bits(v: u64) -> u64 {
+    const LO: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    const HI: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    ((v & HI) ^ 0x3030_3030_3030_3030) | (((v & LO) + 0x0606_0606_0606_0606) & HI)
+}
+
 /// End of the run of ASCII digits starting at `i`: eight bytes per step (SWAR on a `u64`),
 /// so a run costs no branch per digit.
 #[inline]
 fn digit_run_end(b: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0f0f_0f0f_0f0f_0f0f;
-    const HI: u64 = 0xf0f0_f0f0_f0f0_f0f0;
     while let Some(chunk) = b.get(i..i + 8) {
-        let v = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        // per byte: non-zero unless the high nibble is 3 and the low nibble is at most 9
-        let bad = ((v & HI) ^ 0x3030_3030_3030_3030) | (((v & LO) + 0x0606_0606_0606_0606) & HI);
+        let bad = non_digit_bits(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
         // high bit of every non-zero byte (no carry crosses a byte: 0x7f + 0x7f < 0x100)
         let nz =
             (((bad & 0x7f7f_7f7f_7f7f_7f7f) + 0x7f7f_7f7f_7f7f_7f7f) | bad) & 0x8080_8080_8080_8080;
@@ -255,13 +261,8 @@ fn timestamp_end(b: &[u8], s: usize) -> Option<usize> {
 
 /// `dddd-dd-ddTdd:dd:dd` (or a space for the `T`), the 19 bytes of `w`.
 fn date_time_shape(w: &[u8]) -> bool {
-    const HI: u64 = 0xf0f0_f0f0_f0f0_f0f0;
-    const LO: u64 = 0x0f0f_0f0f_0f0f_0f0f;
     // the bytes under `mask` are ASCII digits
-    let digits = |x: u64, mask: u64| {
-        x & HI & mask == 0x3030_3030_3030_3030 & mask
-            && ((x & LO) + 0x0606_0606_0606_0606) & HI & mask == 0
-    };
+    let digits = |x: u64, mask: u64| non_digit_bits(x) & mask == 0;
     let word = |k: usize| u64::from_le_bytes(w[k..k + 8].try_into().expect("eight bytes"));
     // bytes 0-7 `dddd-dd-`, 8-15 `ddTdd:dd`, 11-18 `dd:dd:dd` (little-endian: byte 0 lowest)
     let (a, c, f) = (word(0), word(8), word(11));
