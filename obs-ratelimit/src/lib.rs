@@ -107,7 +107,7 @@ pub enum OutagePolicy {
 }
 
 /// Errors building a limiter. Decisions themselves never fail (see [`OutagePolicy`]).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The builder was given settings that cannot work.

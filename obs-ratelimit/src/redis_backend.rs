@@ -296,30 +296,19 @@ impl Shared {
         loop {
             // A caller that already timed out is not decided at all (consumes nothing).
             batch.retain(|j| !j.tx.is_closed());
-            match batch.len() {
-                0 => {}
-                1 => {
-                    let j = batch.pop().expect("one job");
-                    let r =
-                        tokio::time::timeout(self.timeout, self.single(&j.key, j.cost, j.nonce))
-                            .await
-                            .unwrap_or(Err(Error::Timeout(self.timeout)));
-                    let _ = j.tx.send(r);
-                }
-                _ => {
-                    let r = tokio::time::timeout(self.timeout, self.batched(&batch))
-                        .await
-                        .unwrap_or(Err(Error::Timeout(self.timeout)));
-                    match r {
-                        Ok(outcomes) => {
-                            for (j, o) in batch.drain(..).zip(outcomes) {
-                                let _ = j.tx.send(Ok(o));
-                            }
+            if !batch.is_empty() {
+                let r = tokio::time::timeout(self.timeout, self.batched(&batch))
+                    .await
+                    .unwrap_or(Err(Error::Timeout(self.timeout)));
+                match r {
+                    Ok(outcomes) => {
+                        for (j, o) in batch.drain(..).zip(outcomes) {
+                            let _ = j.tx.send(Ok(o));
                         }
-                        Err(e) => {
-                            for j in batch.drain(..) {
-                                let _ = j.tx.send(Err(clone_error(&e)));
-                            }
+                    }
+                    Err(e) => {
+                        for j in batch.drain(..) {
+                            let _ = j.tx.send(Err(e.clone()));
                         }
                     }
                 }
@@ -387,14 +376,6 @@ fn take_batch(jobs: &mut Vec<Job>, batch: &mut Vec<Job>) {
         std::mem::swap(jobs, batch);
     } else {
         batch.extend(jobs.drain(..MAX_BATCH));
-    }
-}
-
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Redis(r) => Error::Redis(r.clone()),
-        Error::Timeout(t) => Error::Timeout(*t),
-        Error::Config(s) => Error::Config(s.clone()),
     }
 }
 
