@@ -5,83 +5,39 @@
 #![cfg(feature = "redis")]
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use obs_ratelimit::{Decision, DecisionSource, Limiter, Mode};
+use obs_test_support::PrivateRedis;
 
 /// Long enough that nothing leaves the window during a test (so a replay is pure counting),
 /// and approximate mode has no previous window (it counts exactly too).
 const WINDOW: Duration = Duration::from_secs(300 * 86_400);
 
-struct PrivateRedis {
-    port: u16,
-    child: Child,
+async fn conn(redis: &PrivateRedis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
 }
 
-impl PrivateRedis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("this test starts its own redis-server but could not run it ({e}); install it with `apt-get install redis-server` or run `cargo xtask test`")
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        PrivateRedis { port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-
-    /// Script calls Redis has received so far (`EVAL` + `EVALSHA`, including rejected ones).
-    async fn script_calls(&self) -> u64 {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut self.conn().await)
-            .await
-            .unwrap();
-        info.lines()
-            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-            .flat_map(|l| l.split(':').nth(1).unwrap_or("").split(','))
-            .filter_map(|kv| kv.split_once('='))
-            // `calls` includes failed ones (e.g. NOSCRIPT); rejected ones are counted apart.
-            .filter(|(k, _)| matches!(*k, "calls" | "rejected_calls"))
-            .map(|(_, v)| v.trim().parse::<u64>().unwrap())
-            .sum()
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Script calls Redis has received so far (`EVAL` + `EVALSHA`, including rejected ones).
+async fn script_calls(redis: &PrivateRedis) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn(redis).await)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .flat_map(|l| l.split(':').nth(1).unwrap_or("").split(','))
+        .filter_map(|kv| kv.split_once('='))
+        // `calls` includes failed ones (e.g. NOSCRIPT); rejected ones are counted apart.
+        .filter(|(k, _)| matches!(*k, "calls" | "rejected_calls"))
+        .map(|(_, v)| v.trim().parse::<u64>().unwrap())
+        .sum()
 }
 
 async fn limiter(redis: &PrivateRedis, mode: Mode, limit: u32) -> Limiter {
@@ -211,9 +167,9 @@ async fn concurrent_decisions_are_batched_and_each_caller_gets_its_own_exact_ans
                     .collect()
             })
             .collect();
-        let before = redis.script_calls().await;
+        let before = script_calls(&redis).await;
         let all = run(&l, plan).await;
-        let calls = redis.script_calls().await - before;
+        let calls = script_calls(&redis).await - before;
         check_sources(&all);
         let decisions = all.len() as u64;
         assert_eq!(decisions, 64 * 12);
@@ -226,7 +182,7 @@ async fn concurrent_decisions_are_batched_and_each_caller_gets_its_own_exact_ans
         for (key, cost, d) in &all {
             by_key.entry(key).or_default().push((*cost, d));
         }
-        let mut con = redis.conn().await;
+        let mut con = conn(&redis).await;
         for key in keys {
             let total = replay(mode, LIMIT, key, &by_key[key]);
             // Demand was ~2x the budget in costs of 1..=3: the key ends (almost) full.
@@ -252,9 +208,9 @@ async fn one_key_many_times_in_a_batch_is_exact() {
         const LIMIT: u32 = 100;
         let l = limiter(&redis, mode, LIMIT).await;
         let plan = (0..256).map(|_| vec![("hot".to_owned(), 1)]).collect();
-        let before = redis.script_calls().await;
+        let before = script_calls(&redis).await;
         let all = run(&l, plan).await;
-        let calls = redis.script_calls().await - before;
+        let calls = script_calls(&redis).await - before;
         check_sources(&all);
         println!("{mode:?}: 256 decisions on one key in {calls} script calls");
         assert!(

@@ -244,3 +244,75 @@ mod tests {
         assert!(err.contains("127.0.0.1:1"), "{err}");
     }
 }
+
+/// A `redis-server` of the test's own on a free loopback port (no persistence), for tests that
+/// stop Redis or count its commands without touching the shared instance. Killed on drop.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one and waits (up to 10 s) until it accepts connections.
+    ///
+    /// # Panics
+    /// Saying how to install `redis-server` if it cannot be run, or if it does not start.
+    pub fn start() -> Self {
+        // Let the OS pick a free port, then hand it to redis-server.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut redis = PrivateRedis { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    /// Its URL, `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port (after [`kill`](Self::kill)), empty.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("this test starts its own redis-server but could not run it ({e}); install it with `apt-get install redis-server` or run `cargo xtask test`")
+            });
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops it (as a crash would: no shutdown handshake).
+    ///
+    /// # Panics
+    /// If the process cannot be killed or waited for.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill the private redis-server");
+            child.wait().expect("wait for the private redis-server");
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
