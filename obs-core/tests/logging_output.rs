@@ -63,6 +63,16 @@ fn capture(config: &LogConfig, f: impl FnOnce()) -> Capture {
     out
 }
 
+/// Installs a subscriber writing `config`'s output into the returned capture for this thread
+/// until the guard drops (for async tests, where `capture`'s closure cannot hold the awaits).
+fn install(config: &LogConfig) -> (Capture, tracing::subscriber::DefaultGuard) {
+    let out = Capture::default();
+    let writer = out.clone();
+    let subscriber =
+        tracing_subscriber::registry().with(logging::layer(config, move || writer.clone()));
+    (out, tracing::subscriber::set_default(subscriber))
+}
+
 fn json(f: impl FnOnce()) -> Vec<serde_json::Map<String, Value>> {
     capture(&config(LogFormat::Json, "trace"), f).json_lines()
 }
@@ -128,13 +138,7 @@ fn every_level_is_written_lowercase() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn request_id_on_every_line_inside_request_context_scope() {
-    let out = Capture::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::registry().with(logging::layer(
-        &config(LogFormat::Json, "info"),
-        move || writer.clone(),
-    ));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (out, _guard) = install(&config(LogFormat::Json, "info"));
 
     tracing::info!("before");
     let ctx = RequestContext::builder(id("req-789"))
@@ -205,13 +209,7 @@ fn request_id_inside_a_request_span_and_its_children() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn spawned_task_instrumented_with_the_request_span_keeps_the_id() {
-    let out = Capture::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::registry().with(logging::layer(
-        &config(LogFormat::Json, "info"),
-        move || writer.clone(),
-    ));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (out, _guard) = install(&config(LogFormat::Json, "info"));
 
     let span = tracing::info_span!("request", request_id = "spawned-1");
     tokio::spawn(
@@ -235,13 +233,7 @@ async fn spawned_task_instrumented_with_the_request_span_keeps_the_id() {
 /// A span naming another request keeps its own values.
 #[tokio::test(flavor = "current_thread")]
 async fn span_opened_in_scope_reads_the_context() {
-    let out = Capture::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::registry().with(logging::layer(
-        &config(LogFormat::Json, "info"),
-        move || writer.clone(),
-    ));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (out, _guard) = install(&config(LogFormat::Json, "info"));
 
     let ctx = RequestContext::builder(id("scoped-1"))
         .method("POST")
@@ -274,13 +266,7 @@ async fn span_opened_in_scope_reads_the_context() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn request_span_is_known_even_when_the_level_filter_is_stricter() {
-    let out = Capture::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::registry().with(logging::layer(
-        &config(LogFormat::Json, "warn"),
-        move || writer.clone(),
-    ));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (out, _guard) = install(&config(LogFormat::Json, "warn"));
 
     let span = tracing::info_span!("request", request_id = "strict-1");
     tokio::spawn(
