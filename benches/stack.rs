@@ -3,8 +3,9 @@
 //! layer's share of the end-to-end overhead can be seen and counted.
 //!
 //! Every case is the same axum router (`GET /` → static string, a fallback) like
-//! `examples/e2e_target.rs`, under the same obs JSON logging subscriber at `info` writing to
-//! `io::sink` (as in the e2e benchmark, both variants log the same way), with the request
+//! `examples/e2e_target.rs`, under the subscriber `obs::core::logging::try_init` installs (JSON
+//! at `info`, here writing to `io::sink`; as in the e2e benchmark, both variants log the same
+//! way; `OBS_BENCH_SUBSCRIBER=layer` swaps in `LogLayer` on a `Registry`), with the request
 //! carrying a `ConnectInfo` peer address like `axum::serve` adds:
 //!
 //! - `bare`: the router alone,
@@ -145,17 +146,30 @@ fn case(name: &str, rt: &tokio::runtime::Runtime) -> (Router, Option<obs::Obs>) 
                         .build(),
                 )
                 .expect("obs builds from the default config");
-            return (app().layer(obs.layer()), Some(obs));
+            return (app().layer(obs.layer()).with_state(()), Some(obs));
         }
         other => panic!("unknown case {other:?}; cases: {CASES:?}"),
     };
-    (router, None)
+    // What `into_make_service` (so `axum::serve`) does: handlers become routes once, not
+    // on every request (a `Router` called directly re-applies its layers per request).
+    (router.with_state(()), None)
 }
 
+/// The subscriber `logging::try_init` (and so the facade and `e2e_target`) installs, writing
+/// to `io::sink`; `OBS_BENCH_SUBSCRIBER=layer` installs obs's `LogLayer` on a
+/// `tracing_subscriber::Registry` instead (what services with Sentry or OpenTelemetry layers
+/// run), to compare the two.
 fn install_subscriber() {
-    let subscriber = tracing_subscriber::registry()
-        .with(obs::core::logging::layer(&config().log, std::io::sink));
-    tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+    let dispatch = match std::env::var("OBS_BENCH_SUBSCRIBER").as_deref() {
+        Ok("layer") => tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(obs::core::logging::layer(&config().log, std::io::sink)),
+        ),
+        Ok("obs") | Err(_) => obs::core::logging::dispatch(&config().log, std::io::sink)
+            .expect("the bench's filter is valid"),
+        Ok(other) => panic!("OBS_BENCH_SUBSCRIBER must be obs or layer, got {other:?}"),
+    };
+    tracing::dispatcher::set_global_default(dispatch).expect("first subscriber");
 }
 
 fn stack(c: &mut Criterion) {

@@ -29,9 +29,7 @@ const MAX_KEPT_CAPACITY: usize = 64 * 1024;
 /// Use it directly to choose ANSI colors for the pretty format or to apply a filter of your
 /// own with [`Layer::with_filter`].
 pub struct LogLayer<S, W> {
-    format: LogFormat,
-    make_writer: W,
-    ansi: bool,
+    output: Output<W>,
     _subscriber: PhantomData<fn(S)>,
 }
 
@@ -39,16 +37,14 @@ impl<S, W> LogLayer<S, W> {
     /// A layer writing `format` lines to `make_writer` (e.g. `std::io::stdout`), no colors.
     pub fn new(format: LogFormat, make_writer: W) -> Self {
         LogLayer {
-            format,
-            make_writer,
-            ansi: false,
+            output: Output::new(format, make_writer),
             _subscriber: PhantomData,
         }
     }
 
     /// Colors the pretty format with ANSI escape codes (ignored by the JSON format).
     pub fn with_ansi(mut self, ansi: bool) -> Self {
-        self.ansi = ansi;
+        self.output.ansi = ansi;
         self
     }
 }
@@ -56,15 +52,62 @@ impl<S, W> LogLayer<S, W> {
 impl<S, W> fmt::Debug for LogLayer<S, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LogLayer")
-            .field("format", &self.format)
-            .field("ansi", &self.ansi)
+            .field("format", &self.output.format)
+            .field("ansi", &self.output.ansi)
             .finish_non_exhaustive()
     }
 }
 
+/// Where and how lines are written: shared by [`LogLayer`] and obs's own subscriber.
+pub(super) struct Output<W> {
+    pub(super) format: LogFormat,
+    pub(super) make_writer: W,
+    pub(super) ansi: bool,
+}
+
+impl<W> Output<W> {
+    pub(super) fn new(format: LogFormat, make_writer: W) -> Self {
+        Output {
+            format,
+            make_writer,
+            ansi: false,
+        }
+    }
+}
+
+impl<W: for<'w> MakeWriter<'w>> Output<W> {
+    /// Formats `event` as one line with `info`'s request fields and writes it.
+    pub(super) fn write(&self, event: &Event<'_>, info: &RequestInfo<'_>) {
+        BUFFERS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut bufs) => {
+                self.write_with(&mut bufs, event, info);
+                if bufs.line.capacity() > MAX_KEPT_CAPACITY {
+                    bufs.line = Vec::new();
+                }
+                if bufs.scratch.capacity() > MAX_KEPT_CAPACITY {
+                    bufs.scratch = String::new();
+                }
+            }
+            // Re-entered (a `Debug` impl logged while being formatted): use fresh buffers.
+            Err(_) => self.write_with(&mut Buffers::default(), event, info),
+        });
+    }
+
+    fn write_with(&self, bufs: &mut Buffers, event: &Event<'_>, info: &RequestInfo<'_>) {
+        bufs.line.clear();
+        match self.format {
+            LogFormat::Json => format_json(bufs, event, info),
+            LogFormat::Pretty => format_pretty(bufs, event, info, self.ansi),
+        }
+        let mut writer = self.make_writer.make_writer_for(event.metadata());
+        // Like tracing-subscriber's fmt layer, a failing writer does not fail the program.
+        let _ = writer.write_all(&bufs.line);
+    }
+}
+
 /// Request fields captured from a span, stored in its extensions.
-#[derive(Default, Debug)]
-struct SpanRequestFields {
+#[derive(Default, Debug, Clone)]
+pub(super) struct SpanRequestFields {
     values: [Option<String>; 4],
 }
 
@@ -77,8 +120,10 @@ impl SpanRequestFields {
     }
 }
 
-/// How a span identifies its request, stored in its extensions.
-enum SpanRequest {
+/// How a span identifies its request, stored in its extensions (or, in obs's own subscriber,
+/// its slot).
+#[derive(Clone)]
+pub(super) enum SpanRequest {
     /// The span was opened inside the scope of the request it names (obs-tower's `request`
     /// span is): read the fields from the shared context instead of copying three strings
     /// per request. Used for events outside the task-local scope, e.g. in a task spawned
@@ -121,7 +166,7 @@ impl Visit for SpanRequestFields {
 
 /// What is known about the request an event belongs to.
 #[derive(Default)]
-struct RequestInfo<'a> {
+pub(super) struct RequestInfo<'a> {
     /// Same order as [`REQUEST_KEYS`].
     values: [Option<&'a str>; 4],
     /// The request's trace ids (`trace_id`, `span_id` on JSON lines), once set.
@@ -129,7 +174,7 @@ struct RequestInfo<'a> {
 }
 
 impl<'a> RequestInfo<'a> {
-    fn from_context(ctx: &'a RequestContext) -> Self {
+    pub(super) fn from_context(ctx: &'a RequestContext) -> Self {
         RequestInfo {
             values: [
                 Some(ctx.request_id().as_str()),
@@ -165,30 +210,60 @@ thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
 }
 
-impl<S, W> Layer<S> for LogLayer<S, W>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    W: for<'w> MakeWriter<'w> + 'static,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+impl SpanRequest {
+    /// What a new span says about its request: `None` for spans without request fields.
+    pub(super) fn from_new_span(attrs: &Attributes<'_>) -> Option<SpanRequest> {
         let declares = attrs
             .metadata()
             .fields()
             .iter()
             .any(|f| REQUEST_KEYS.contains(&f.name()));
         if !declares {
-            return;
+            return None;
         }
-        let entry = match RequestContext::current() {
+        Some(match RequestContext::current() {
             Some(current) if names_request(attrs, &current) => SpanRequest::Context(current),
             _ => {
                 let mut fields = SpanRequestFields::default();
                 attrs.record(&mut fields);
                 SpanRequest::Fields(fields)
             }
-        };
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(entry);
+        })
+    }
+
+    /// Applies fields recorded on the span after its creation.
+    pub(super) fn record(&mut self, values: &Record<'_>) {
+        // A field recorded later may differ from the context: copy, then apply it.
+        if let SpanRequest::Context(current) = self {
+            *self = SpanRequest::Fields(SpanRequestFields::from_context(current));
+        }
+        if let SpanRequest::Fields(fields) = self {
+            values.record(fields);
+        }
+    }
+
+    /// The request fields for events in this span, if it names a request.
+    pub(super) fn info(&self) -> Option<RequestInfo<'_>> {
+        match self {
+            SpanRequest::Context(owner) => Some(RequestInfo::from_context(owner)),
+            SpanRequest::Fields(fields) if fields.values[0].is_some() => {
+                Some(RequestInfo::from_span(fields))
+            }
+            SpanRequest::Fields(_) => None,
+        }
+    }
+}
+
+impl<S, W> Layer<S> for LogLayer<S, W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(entry) = SpanRequest::from_new_span(attrs) {
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(entry);
+            }
         }
     }
 
@@ -196,29 +271,26 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(entry) = ext.get_mut::<SpanRequest>() {
-            // A field recorded later may differ from the context: copy, then apply it.
-            if let SpanRequest::Context(current) = entry {
-                *entry = SpanRequest::Fields(SpanRequestFields::from_context(current));
-            }
-            if let SpanRequest::Fields(fields) = entry {
-                values.record(fields);
-            }
+            entry.record(values);
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        BUFFERS.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut bufs) => {
-                self.emit(&mut bufs, event, &ctx);
-                if bufs.line.capacity() > MAX_KEPT_CAPACITY {
-                    bufs.line = Vec::new();
-                }
-                if bufs.scratch.capacity() > MAX_KEPT_CAPACITY {
-                    bufs.scratch = String::new();
+        RequestContext::with_current(|current| {
+            if let Some(current) = current {
+                return self
+                    .output
+                    .write(event, &RequestInfo::from_context(current));
+            }
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope {
+                    let ext = span.extensions();
+                    if let Some(info) = ext.get::<SpanRequest>().and_then(SpanRequest::info) {
+                        return self.output.write(event, &info);
+                    }
                 }
             }
-            // Re-entered (a `Debug` impl logged while being formatted): use fresh buffers.
-            Err(_) => self.emit(&mut Buffers::default(), event, &ctx),
+            self.output.write(event, &RequestInfo::default())
         });
     }
 }
@@ -230,46 +302,6 @@ fn names_request(attrs: &Attributes<'_>, ctx: &RequestContext) -> bool {
     };
     attrs.record(&mut visitor);
     visitor.same
-}
-
-impl<S, W> LogLayer<S, W>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    W: for<'w> MakeWriter<'w> + 'static,
-{
-    fn emit(&self, bufs: &mut Buffers, event: &Event<'_>, ctx: &Context<'_, S>) {
-        bufs.line.clear();
-        RequestContext::with_current(|current| {
-            if let Some(current) = current {
-                return self.format(bufs, event, &RequestInfo::from_context(current));
-            }
-            if let Some(scope) = ctx.event_scope(event) {
-                for span in scope {
-                    let ext = span.extensions();
-                    match ext.get::<SpanRequest>() {
-                        Some(SpanRequest::Context(owner)) => {
-                            return self.format(bufs, event, &RequestInfo::from_context(owner));
-                        }
-                        Some(SpanRequest::Fields(fields)) if fields.values[0].is_some() => {
-                            return self.format(bufs, event, &RequestInfo::from_span(fields));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            self.format(bufs, event, &RequestInfo::default())
-        });
-        let mut writer = self.make_writer.make_writer_for(event.metadata());
-        // Like tracing-subscriber's fmt layer, a failing writer does not fail the program.
-        let _ = writer.write_all(&bufs.line);
-    }
-
-    fn format(&self, bufs: &mut Buffers, event: &Event<'_>, info: &RequestInfo<'_>) {
-        match self.format {
-            LogFormat::Json => format_json(bufs, event, info),
-            LogFormat::Pretty => format_pretty(bufs, event, info, self.ansi),
-        }
-    }
 }
 
 fn level_str(level: &Level) -> &'static str {

@@ -3,7 +3,11 @@
 //!
 //! - [`init`] / [`try_init`] install a global `tracing` subscriber: JSON lines (production) or
 //!   pretty lines (development) on stdout, filtered by [`LogConfig::filter`] (an `EnvFilter`
-//!   directive from `RUST_LOG`, or from `LOG_LEVEL`).
+//!   directive from `RUST_LOG`, or from `LOG_LEVEL`). [`dispatch`] builds the same subscriber
+//!   with another writer. It is obs's own subscriber, with a span store that keeps only what
+//!   the log lines need (a span's parent and request fields): a span costs a few atomic
+//!   operations instead of the ~34 of `tracing_subscriber::Registry` (counted in
+//!   `benches/README.md`, `## stack`).
 //! - [`layer`] gives the same output as a [`tracing_subscriber::Layer`], so OpenTelemetry,
 //!   Sentry or any other layer can be stacked next to it; it carries its own level filter
 //!   (a per-layer filter), so it does not restrict what the other layers see.
@@ -75,6 +79,7 @@
 //! ```
 
 mod layer;
+mod subscriber;
 
 use std::io::IsTerminal;
 
@@ -255,7 +260,30 @@ pub fn init(config: &LogConfig) {
 }
 
 /// Installs the logging subscriber globally unless one is already set. Never panics.
+///
+/// The subscriber is the one [`dispatch`] builds, writing to stdout.
 pub fn try_init(config: &LogConfig) -> Result<(), TryInitError> {
+    dispatch(config, std::io::stdout)?
+        .try_init()
+        .map_err(TryInitError::AlreadyInstalled)
+}
+
+/// The subscriber [`try_init`] installs, writing its lines to `make_writer`, as a
+/// [`Dispatch`](tracing::Dispatch) to install yourself (globally, or per thread with
+/// `tracing::dispatcher::set_default`, as tests do).
+///
+/// With a filter of plain level directives (e.g. `info,sqlx=warn`) it is obs's own subscriber,
+/// which keeps just what the log output needs of each span (its parent and request fields)
+/// and costs about a tenth of the atomic operations of `tracing_subscriber::Registry` per span
+/// (see `benches/README.md`, `## stack`). Span-scoped directives (`[span{field=value}]`)
+/// need `Registry`'s span look-ups, so with those it is [`LogLayer`] on a `Registry`. To stack
+/// other layers (OpenTelemetry, Sentry), use [`layer`] on a `Registry` instead.
+///
+/// Pretty output is colored when stdout is a terminal.
+pub fn dispatch<W>(config: &LogConfig, make_writer: W) -> Result<tracing::Dispatch, TryInitError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = config
         .env_filter()
         .map_err(|source| TryInitError::InvalidFilter {
@@ -263,25 +291,20 @@ pub fn try_init(config: &LogConfig) -> Result<(), TryInitError> {
             source,
         })?;
     let ansi = config.format == LogFormat::Pretty && std::io::stdout().is_terminal();
-    // The log layer is the subscriber's only layer here, so its filter can be global: a
-    // per-layer filter costs a span look-up in the registry on every span enter, exit and
-    // close (about a quarter of the `request` span's cost). Span-scoped directives (`[...]`)
-    // need the per-layer form, which tracks the spans they match.
-    if config.filter.contains('[') {
-        tracing_subscriber::registry()
-            .with(
-                LogLayer::new(config.format, std::io::stdout)
+    Ok(if config.filter.contains('[') {
+        tracing::Dispatch::new(
+            tracing_subscriber::registry().with(
+                LogLayer::new(config.format, make_writer)
                     .with_ansi(ansi)
                     .with_filter(with_request_spans(filter)),
-            )
-            .try_init()
+            ),
+        )
     } else {
-        tracing_subscriber::registry()
-            .with(GlobalFilter(with_request_spans(filter)))
-            .with(LogLayer::new(config.format, std::io::stdout).with_ansi(ansi))
-            .try_init()
-    }
-    .map_err(TryInitError::AlreadyInstalled)
+        // The filter is global: only callsite and per-event checks, no per-span hooks.
+        tracing::Dispatch::new(GlobalFilter(with_request_spans(filter)).with_subscriber(
+            subscriber::LogSubscriber::new(config.format, make_writer, ansi),
+        ))
+    })
 }
 
 /// A static filter (no span-scoped directives) applied to the whole subscriber: only the
@@ -290,7 +313,7 @@ struct GlobalFilter<F>(F);
 
 impl<S, F> Layer<S> for GlobalFilter<F>
 where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    S: tracing::Subscriber,
     F: Filter<S> + 'static,
 {
     fn register_callsite(
@@ -333,7 +356,7 @@ where
 /// output; `debug`/`trace` callsites keep their fast path.
 fn with_request_spans<S>(filter: EnvFilter) -> impl Filter<S> + Send + Sync + 'static
 where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    S: tracing::Subscriber,
 {
     fn is_request_span(meta: &tracing::Metadata<'_>) -> bool {
         meta.is_span()
