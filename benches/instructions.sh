@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request through each stack of a per-request bench (per metric update for
-# `metrics`, per scrub of a 1 MB corpus for `redact`), counted by valgrind's callgrind:
+# `metrics`, per scrub of a 1 MB corpus for `redact`), counted by valgrind's callgrind
+# (`metrics` and `stack` also count lock-prefixed instructions, i.e. atomic RMWs):
 # deterministic for the same binary and inputs, whatever else the machine does (wall-time
 # benches on a shared machine are not).
 #
@@ -38,6 +39,8 @@ request_id)
     ;;
 stack)
     features="--features sentry"
+    # atomic RMWs too: the span path and the per-request clones are mostly those
+    locked=1
     default_cases=(bare request_id request_id+identity request_id+access_log request_id+metrics request_id+ratelimit request_id+sentry "obs.layer()")
     ;;
 redact)
