@@ -21,8 +21,28 @@
 //!
 //! `cargo bench -p obs --features tower,metrics --bench metrics`
 //!
+//! **How the `1thread` cases of `counter_inc` and `histogram_observe` loop.** Every contender
+//! of a run (raw baselines, obs-metrics shared and local, prometheus-client, measured) gets
+//! the same loop, chosen with `OBS_BENCH_METRICS_LOOP`:
+//!
+//! - `sequence` (default): `iter_custom` times `n` updates that walk a fixed sequence of
+//!   inputs in order, cycling — the 12 label sets (counters) or the 84 `(label set, value)`
+//!   pairs of one period (histograms) — each input through `black_box`. The time per
+//!   iteration is the time per update.
+//! - `rotate` (the previous method, still selectable): one update per criterion iteration,
+//!   label set `i % 12` (histograms: value `i % 7` too), through `black_box`.
+//!
+//! Both visit the same inputs in the same order. `rotate` adds a per-update index
+//! computation (`i % 12` and `i % 7`, multiply-and-shift sequences) and criterion's
+//! per-iteration loop to every update: ~12 of the 17 instructions of a local-handle counter
+//! increment there, and ~2.4 ns of its ~3 ns in session 3, so it mostly timed the harness
+//! for the cheap contenders. `sequence` leaves ~3 instructions of loop and the `black_box`
+//! round trip per update. The `2threads` cases are unchanged (one update per iteration, same
+//! series, in `contended`) for every contender.
+//!
 //! Instruction counts per update (deterministic, single thread): `benches/instructions.sh
-//! metrics`, which runs this binary in its `OBS_BENCH_COUNT=<case>:<n>` mode (see `count`).
+//! metrics`, which runs this binary in its `OBS_BENCH_COUNT=<case>:<n>` mode (see `count`),
+//! with the same loops (`OBS_BENCH_METRICS_LOOP` applies there too).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -70,6 +70,10 @@ pub fn opts() -> MetricOptions {
 
 impl MetricOptions {
     /// Histogram bucket upper bounds (ascending, finite; `+Inf` is implicit).
+    ///
+    /// Up to 15 bounds, an observation finds its bucket with a fixed-depth branch-free search
+    /// (four compares, whatever the value); longer lists use a branch-free count (up to 32)
+    /// or a binary search.
     pub fn buckets(mut self, buckets: &[f64]) -> Self {
         self.buckets = Some(buckets.to_vec());
         self
