@@ -560,8 +560,8 @@ pub struct HistogramSnapshot {
 /// search reads.
 ///
 /// Dereferences to the bounds. Up to [`SMALL_BOUNDS`] bounds (the default list has 11) the
-/// search is [`SmallBounds::index`]: branch-free, the same two dozen instructions for every
-/// value. Longer lists use [`bucket_index`].
+/// search is [`SmallBounds::index`]: branch-free, four dependent compares for every value.
+/// Longer lists use [`bucket_index`].
 #[derive(Debug, Clone)]
 pub(crate) struct Bounds {
     bounds: Box<[f64]>,
