@@ -23,7 +23,9 @@ case "$bench" in
 metrics)
     features="--features tower,metrics"
     unit=update
-    # An update is a few dozen instructions: more of them, and one decimal.
+    # The single-thread loop is the bench's default (`sequence`); OBS_BENCH_METRICS_LOOP=rotate
+    # counts the previous loop (see benches/metrics.rs). An update is a few dozen
+    # instructions: more of them, and one decimal.
     N1=${N1:-1000000}
     N2=${N2:-2000000}
     decimals=1

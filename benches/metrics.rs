@@ -21,14 +21,34 @@
 //!
 //! `cargo bench -p obs --features tower,metrics --bench metrics`
 //!
+//! **How the `1thread` cases of `counter_inc` and `histogram_observe` loop.** Every contender
+//! of a run (raw baselines, obs-metrics shared and local, prometheus-client, measured) gets
+//! the same loop, chosen with `OBS_BENCH_METRICS_LOOP`:
+//!
+//! - `sequence` (default): `iter_custom` times `n` updates that walk a fixed sequence of
+//!   inputs in order, cycling — the 12 label sets (counters) or the 84 `(label set, value)`
+//!   pairs of one period (histograms) — each input through `black_box`. The time per
+//!   iteration is the time per update.
+//! - `rotate` (the previous method, still selectable): one update per criterion iteration,
+//!   label set `i % 12` (histograms: value `i % 7` too), through `black_box`.
+//!
+//! Both visit the same inputs in the same order. `rotate` adds a per-update index
+//! computation (`i % 12` and `i % 7`, multiply-and-shift sequences) and criterion's
+//! per-iteration loop to every update: ~12 of the 17 instructions of a local-handle counter
+//! increment there, and ~2.4 ns of its ~3 ns in session 3, so it mostly timed the harness
+//! for the cheap contenders. `sequence` leaves ~3 instructions of loop and the `black_box`
+//! round trip per update. The `2threads` cases are unchanged (one update per iteration, same
+//! series, in `contended`) for every contender.
+//!
 //! Instruction counts per update (deterministic, single thread): `benches/instructions.sh
-//! metrics`, which runs this binary in its `OBS_BENCH_COUNT=<case>:<n>` mode (see `count`).
+//! metrics`, which runs this binary in its `OBS_BENCH_COUNT=<case>:<n>` mode (see `count`),
+//! with the same loops (`OBS_BENCH_METRICS_LOOP` applies there too).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, BenchmarkId, Criterion};
+use criterion::{criterion_group, Bencher, BenchmarkId, Criterion};
 
 mod support;
 
@@ -240,6 +260,110 @@ fn contended_local<H>(
     })
 }
 
+/// How the single-thread (`1thread`) cases of `counter_inc` and `histogram_observe` drive their
+/// updates, chosen with `OBS_BENCH_METRICS_LOOP` (every contender of a run gets the same one;
+/// see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loop {
+    /// Default (`sequence`): `criterion`'s `iter_custom` times `n` updates that walk a fixed
+    /// sequence of inputs in order, cycling (the 12 label sets; for histograms the 84
+    /// `(labels, value)` pairs of one period), so the time per iteration is the time per
+    /// update with no per-update index arithmetic.
+    Sequence,
+    /// The previous method (`rotate`): one update per `criterion` iteration, the label set
+    /// picked by `i % 12` (histograms: label set `i % 12`, value `i % 7`).
+    Rotate,
+}
+
+fn loop_mode() -> Loop {
+    match std::env::var("OBS_BENCH_METRICS_LOOP").as_deref() {
+        Err(_) | Ok("sequence") => Loop::Sequence,
+        Ok("rotate") => Loop::Rotate,
+        Ok(other) => {
+            panic!("OBS_BENCH_METRICS_LOOP is `sequence` (default) or `rotate`, not {other:?}")
+        }
+    }
+}
+
+/// The inputs of the `1thread` cases in the order both methods visit them: label set `i % N`
+/// for `i = 1, 2, ...` (one period).
+fn counter_sequence<T: Copy, const N: usize>(labels: &[T; N]) -> [T; N] {
+    std::array::from_fn(|k| labels[(k + 1) % N])
+}
+
+/// `(label set, value)` pairs in the order both methods visit them: `(labels[i % N],
+/// values[i % M])` for `i = 1, 2, ...` (one period, `N * M` pairs).
+fn histogram_sequence<T: Copy, const N: usize, const M: usize>(
+    labels: &[T; N],
+    values: &[f64; M],
+) -> Vec<(T, f64)> {
+    (1..=N * M)
+        .map(|i| (labels[i % N], values[i % M]))
+        .collect()
+}
+
+/// `n` updates, `op` on the elements of `seq` in order, cycling; the time they took. Each input
+/// goes through `black_box`, so the compiler knows nothing of it (as with the `rotate` loop).
+#[inline(always)]
+fn run_sequence<T: Copy>(n: u64, seq: &[T], mut op: impl FnMut(T)) -> Duration {
+    let seq = black_box(seq);
+    let start = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(seq.len() as u64) as usize;
+        for x in &seq[..k] {
+            op(black_box(*x));
+        }
+        left -= k as u64;
+    }
+    start.elapsed()
+}
+
+/// One `counter_inc` `1thread` case: `op(labels)` per update (see [`Loop`]).
+fn counter_1thread<T: Copy, const N: usize>(
+    b: &mut Bencher<'_>,
+    mode: Loop,
+    labels: &[T; N],
+    op: impl Fn(T),
+) {
+    match mode {
+        Loop::Sequence => {
+            let seq = counter_sequence(labels);
+            b.iter_custom(|n| run_sequence(n, &seq, &op))
+        }
+        Loop::Rotate => {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % N;
+                op(black_box(labels[i]))
+            })
+        }
+    }
+}
+
+/// One `histogram_observe` `1thread` case: `op(labels, value)` per observation (see [`Loop`]).
+fn histogram_1thread<T: Copy, const N: usize, const M: usize>(
+    b: &mut Bencher<'_>,
+    mode: Loop,
+    labels: &[T; N],
+    values: &[f64; M],
+    op: impl Fn(T, f64),
+) {
+    match mode {
+        Loop::Sequence => {
+            let seq = histogram_sequence(labels, values);
+            b.iter_custom(|n| run_sequence(n, &seq, |(l, v)| op(l, v)))
+        }
+        Loop::Rotate => {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                op(black_box(labels[i % N]), black_box(values[i % M]))
+            })
+        }
+    }
+}
+
 fn counters(c: &mut Criterion) {
     let registry = obs_metrics::Registry::new();
     let our: obs_metrics::Counter<ours::Labels> = registry
@@ -258,15 +382,15 @@ fn counters(c: &mut Criterion) {
     let (ol, pl, ml) = (ours::ALL, pc::all(), ms::all());
 
     let mut g = c.benchmark_group("counter_inc");
+    let mode = loop_mode();
     // The floor: one relaxed atomic add on a flat array (what obs-metrics compiles down to).
     let raw: Vec<std::sync::atomic::AtomicU64> = (0..12)
         .map(|_| std::sync::atomic::AtomicU64::new(0))
         .collect();
+    let idx: [usize; 12] = std::array::from_fn(|i| i);
     g.bench_function(BenchmarkId::new("raw AtomicU64 (floor)", "1thread"), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i = (i + 1) % 12;
-            raw[black_box(i)].fetch_add(1, Ordering::Relaxed)
+        counter_1thread(b, mode, &idx, |i| {
+            raw[i].fetch_add(1, Ordering::Relaxed);
         })
     });
     // The harness floor: the same loop with a plain (non-atomic) increment, which is what a
@@ -275,45 +399,29 @@ fn counters(c: &mut Criterion) {
     g.bench_function(
         BenchmarkId::new("raw Cell<u64> (no atomic)", "1thread"),
         |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) % 12;
-                let c = &plain[black_box(i)];
+            counter_1thread(b, mode, &idx, |i| {
+                let c = &plain[i];
                 c.set(c.get() + 1)
             })
         },
     );
     g.bench_function(BenchmarkId::new("obs-metrics", "1thread"), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i = (i + 1) % 12;
-            our.inc(black_box(ol[i]))
-        })
+        counter_1thread(b, mode, &ol, |l| our.inc(l))
     });
     g.bench_function(
         BenchmarkId::new("obs-metrics local handle", "1thread"),
         |b| {
             let local = our.local();
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) % 12;
-                local.inc(black_box(ol[i]))
-            })
+            counter_1thread(b, mode, &ol, |l| local.inc(l))
         },
     );
     g.bench_function(BenchmarkId::new("prometheus-client", "1thread"), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i = (i + 1) % 12;
-            pcf.get_or_create(black_box(&pl[i])).inc();
+        counter_1thread(b, mode, &pl, |l| {
+            pcf.get_or_create(&l).inc();
         })
     });
     g.bench_function(BenchmarkId::new("measured", "1thread"), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i = (i + 1) % 12;
-            msv.inc(black_box(ml[i]))
-        })
+        counter_1thread(b, mode, &ml, |l| msv.inc(l))
     });
     g.bench_function(BenchmarkId::new("obs-metrics", "2threads"), |b| {
         b.iter_custom(|n| contended(n, &|_| our.inc(black_box(ol[0]))))
@@ -459,60 +567,36 @@ fn histograms(c: &mut Criterion) {
     let values = [0.003, 0.02, 0.07, 0.3, 0.9, 4.0, 12.0];
 
     let mut g = c.benchmark_group("histogram_observe");
+    let mode = loop_mode();
     g.bench_function(BenchmarkId::new("obs-metrics", "1thread"), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i += 1;
-            our.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
-        })
+        histogram_1thread(b, mode, &ol, &values, |l, v| our.observe(l, v))
     });
     g.bench_function(
         BenchmarkId::new("obs-metrics local handle", "1thread"),
         |b| {
             let local = our.local();
-            let mut i = 0;
-            b.iter(|| {
-                i += 1;
-                local.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
-            })
+            histogram_1thread(b, mode, &ol, &values, |l, v| local.observe(l, v))
         },
     );
     g.bench_function(
         BenchmarkId::new("obs-metrics +exemplars, no request", "1thread"),
-        |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i += 1;
-                with_exemplars.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
-            })
-        },
+        |b| histogram_1thread(b, mode, &ol, &values, |l, v| with_exemplars.observe(l, v)),
     );
     g.bench_function(
         BenchmarkId::new("obs-metrics +exemplars, in request", "1thread"),
         |b| {
             request.clone().sync_scope(|| {
-                let mut i = 0;
-                b.iter(|| {
-                    i += 1;
-                    with_exemplars.observe(black_box(ol[i % 12]), black_box(values[i % 7]))
-                })
+                histogram_1thread(b, mode, &ol, &values, |l, v| with_exemplars.observe(l, v))
             })
         },
     );
     g.bench_function(BenchmarkId::new("prometheus-client", "1thread"), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i += 1;
-            pcf.get_or_create(black_box(&pl[i % 12]))
-                .observe(black_box(values[i % 7]))
+        histogram_1thread(b, mode, &pl, &values, |l, v| {
+            pcf.get_or_create(&l).observe(v)
         })
     });
     g.bench_function(BenchmarkId::new("measured", "1thread"), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i += 1;
-            msv.observe(black_box(ml[i % 12]), black_box(values[i % 7]))
-        })
+        histogram_1thread(b, mode, &ml, &values, |l, v| msv.observe(l, v))
     });
     g.bench_function(BenchmarkId::new("obs-metrics", "2threads"), |b| {
         b.iter_custom(|n| {
@@ -680,84 +764,67 @@ fn count(case: &str, n: u64) {
     };
     let (ol, pl, ml) = (ours::ALL, pc::all(), ms::all());
     let values = [0.003, 0.02, 0.07, 0.3, 0.9, 4.0, 12.0];
-    let n = n as usize;
-    // Generic, so each case's update inlines into its loop as in criterion's `iter`.
-    fn run_counter(n: usize, op: impl Fn(usize)) {
-        let mut i = 0;
-        for _ in 0..n {
-            i = (i + 1) % 12;
-            op(black_box(i));
-        }
-    }
-    fn run_histogram(n: usize, values: [f64; 7], op: impl Fn(usize, f64)) {
-        let mut i = 0usize;
-        for _ in 0..n {
-            i += 1;
-            op(black_box(i % 12), black_box(values[i % 7]));
-        }
-    }
+    let mode = loop_mode();
+    let idx: [usize; 12] = std::array::from_fn(|i| i);
+    // The same loops as the criterion cases (generic, so each case's update inlines into its
+    // loop as there).
     match case {
         "counter/raw" => {
             let raw: Vec<std::sync::atomic::AtomicU64> = (0..12)
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect();
-            run_counter(n, |i| {
+            drive_counter(n, mode, &idx, |i| {
                 raw[i].fetch_add(1, Ordering::Relaxed);
             });
             assert_eq!(
                 raw.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>(),
-                n as u64
+                n
             );
         }
         "counter/raw-cell" => {
             let plain: Vec<std::cell::Cell<u64>> =
                 (0..12).map(|_| std::cell::Cell::new(0)).collect();
-            run_counter(n, |i| plain[i].set(plain[i].get() + 1));
-            assert_eq!(
-                plain.iter().map(std::cell::Cell::get).sum::<u64>(),
-                n as u64
-            );
+            drive_counter(n, mode, &idx, |i| plain[i].set(plain[i].get() + 1));
+            assert_eq!(plain.iter().map(std::cell::Cell::get).sum::<u64>(), n);
         }
         "counter/shared" => {
             let c = counter();
-            run_counter(n, |i| c.inc(ol[i]));
-            assert_eq!(ol.iter().map(|l| c.get(*l)).sum::<u64>(), n as u64);
+            drive_counter(n, mode, &ol, |l| c.inc(l));
+            assert_eq!(ol.iter().map(|l| c.get(*l)).sum::<u64>(), n);
         }
         "counter/local" => {
             let c = counter();
             let local = c.local();
-            run_counter(n, |i| local.inc(ol[i]));
-            assert_eq!(ol.iter().map(|l| c.get(*l)).sum::<u64>(), n as u64);
+            drive_counter(n, mode, &ol, |l| local.inc(l));
+            assert_eq!(ol.iter().map(|l| c.get(*l)).sum::<u64>(), n);
         }
         "counter/prometheus-client" => {
             let pcf = prometheus_client::metrics::family::Family::<
                 pc::Labels,
                 prometheus_client::metrics::counter::Counter,
             >::default();
-            run_counter(n, |i| {
-                pcf.get_or_create(&pl[i]).inc();
+            drive_counter(n, mode, &pl, |l| {
+                pcf.get_or_create(&l).inc();
             });
+            assert_eq!(
+                pl.iter().map(|l| pcf.get_or_create(l).get()).sum::<u64>(),
+                n
+            );
         }
         "counter/measured" => {
             let msv = measured::CounterVec::with_label_set(ms::LabelsSet::new());
-            run_counter(n, |i| msv.inc(ml[i]));
+            drive_counter(n, mode, &ml, |l| msv.inc(l));
         }
         "histogram/shared" => {
             let h = histogram();
-            run_histogram(n, values, |i, v| h.observe(ol[i], v));
-            assert_eq!(
-                ol.iter().map(|l| h.snapshot(*l).count).sum::<u64>(),
-                n as u64
-            );
+            drive_histogram(n, mode, &ol, &values, |l, v| h.observe(l, v));
+            assert_eq!(ol.iter().map(|l| h.snapshot(*l).count).sum::<u64>(), n);
         }
         "histogram/local" => {
             let h = histogram();
             let local = h.local();
-            run_histogram(n, values, |i, v| local.observe(ol[i], v));
-            assert_eq!(
-                ol.iter().map(|l| h.snapshot(*l).count).sum::<u64>(),
-                n as u64
-            );
+            drive_histogram(n, mode, &ol, &values, |l, v| local.observe(l, v));
+            assert_eq!(ol.iter().map(|l| h.snapshot(*l).count).sum::<u64>(), n);
         }
         "histogram/prometheus-client" => {
             let pcf = prometheus_client::metrics::family::Family::<
@@ -766,16 +833,56 @@ fn count(case: &str, n: u64) {
             >::new_with_constructor(|| {
                 prometheus_client::metrics::histogram::Histogram::new(BUCKETS)
             });
-            run_histogram(n, values, |i, v| pcf.get_or_create(&pl[i]).observe(v));
+            drive_histogram(n, mode, &pl, &values, |l, v| {
+                pcf.get_or_create(&l).observe(v)
+            });
         }
         "histogram/measured" => {
             let msv = measured::HistogramVec::with_label_set_and_metadata(
                 ms::LabelsSet::new(),
                 measured::metric::histogram::Thresholds::with_buckets(BUCKETS),
             );
-            run_histogram(n, values, |i, v| msv.observe(ml[i], v));
+            drive_histogram(n, mode, &ml, &values, |l, v| msv.observe(l, v));
         }
         other => panic!("unknown case {other:?}"),
+    }
+}
+
+/// `n` updates of a `counter_inc` `1thread` case, the loop criterion times (count mode).
+fn drive_counter<T: Copy, const N: usize>(n: u64, mode: Loop, labels: &[T; N], op: impl Fn(T)) {
+    match mode {
+        Loop::Sequence => {
+            run_sequence(n, &counter_sequence(labels), op);
+        }
+        Loop::Rotate => {
+            let mut i = 0;
+            for _ in 0..n {
+                i = (i + 1) % N;
+                op(black_box(labels[i]));
+            }
+        }
+    }
+}
+
+/// `n` observations of a `histogram_observe` `1thread` case, the loop criterion times.
+fn drive_histogram<T: Copy, const N: usize, const M: usize>(
+    n: u64,
+    mode: Loop,
+    labels: &[T; N],
+    values: &[f64; M],
+    op: impl Fn(T, f64),
+) {
+    match mode {
+        Loop::Sequence => {
+            run_sequence(n, &histogram_sequence(labels, values), |(l, v)| op(l, v));
+        }
+        Loop::Rotate => {
+            let mut i = 0;
+            for _ in 0..n {
+                i += 1;
+                op(black_box(labels[i % N]), black_box(values[i % M]));
+            }
+        }
     }
 }
 

@@ -39,8 +39,8 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
 use prometheus_client::metrics::MetricType as PcType;
 
 use crate::metric::{
-    encode_counter_sample, encode_hist_sample, unit_of, with_series, ExemplarSlot, HistCells,
-    HistogramSnapshot, MetricOptions, SeriesLabels, DEFAULT_BUCKETS,
+    encode_counter_sample, encode_hist_sample, unit_of, with_series, Bounds, ExemplarSlot,
+    HistCells, HistogramSnapshot, MetricOptions, SeriesLabels, DEFAULT_BUCKETS,
 };
 
 /// Label value of the series that collects updates beyond a family's series cap.
@@ -94,7 +94,7 @@ pub(crate) trait SeriesKind: Send + Sync + 'static {
 
 #[derive(Debug)]
 pub(crate) struct KindCfg {
-    bounds: Box<[f64]>,
+    bounds: Bounds,
     exemplars: bool,
 }
 
@@ -218,7 +218,7 @@ struct Core<K: SeriesKind, const N: usize> {
 impl<K: SeriesKind, const N: usize> Core<K, N> {
     fn new(name: &str, help: &str, o: &MetricOptions, clock: Clock) -> Self {
         let cfg = KindCfg {
-            bounds: o.buckets.as_deref().unwrap_or(DEFAULT_BUCKETS).into(),
+            bounds: Bounds::new(o.buckets.as_deref().unwrap_or(DEFAULT_BUCKETS)),
             exemplars: o.exemplars,
         };
         let overflow = Entry::new(&[OVERFLOW; N], 0, &cfg);

@@ -38,7 +38,7 @@ use prometheus_client::metrics::MetricType as PcType;
 use prometheus_client::registry::Unit;
 
 use crate::labels::LabelValue;
-use crate::metric::{encode_hist_sample, HistCells, SeriesLabels, DEFAULT_BUCKETS};
+use crate::metric::{encode_hist_sample, Bounds, HistCells, SeriesLabels, DEFAULT_BUCKETS};
 use crate::naming::MetricType;
 use crate::registry::{Descriptor, LabelDescriptor, Registry, RegistryError, Scope};
 
@@ -101,7 +101,7 @@ const METHODS: usize = HttpMethod::VALUES.len();
 const CLASSES: usize = StatusClass::VALUES.len();
 
 struct RouteSeries {
-    bounds: Box<[f64]>,
+    bounds: Bounds,
     requests: [AtomicU64; METHODS * CLASSES],
     in_flight: [AtomicI64; METHODS],
     durations: HistCells,
@@ -110,7 +110,7 @@ struct RouteSeries {
 impl RouteSeries {
     fn new(bounds: &[f64]) -> Self {
         Self {
-            bounds: bounds.into(),
+            bounds: Bounds::new(bounds),
             requests: std::array::from_fn(|_| AtomicU64::new(0)),
             in_flight: std::array::from_fn(|_| AtomicI64::new(0)),
             durations: HistCells::new(METHODS, bounds.len()),

@@ -76,9 +76,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::labels::LabelSet;
-use crate::metric::{
-    bucket_index, Counter, CounterInner, Histogram, HistogramInner, HistogramSnapshot,
-};
+use crate::metric::{Counter, CounterInner, Histogram, HistogramInner, HistogramSnapshot};
 
 /// Cells of padding before and after a shard's live cells: 128 bytes each side, so no other
 /// heap allocation shares a cache line (or an adjacent-line prefetch pair) with a shard.
@@ -163,6 +161,7 @@ impl<L: LabelSet> Counter<L> {
         let (slot, cells) = self.inner.shards.acquire(L::CARDINALITY);
         LocalCounter {
             cells,
+            exemplars: self.inner.exemplars.is_some(),
             slot,
             counter: self.clone(),
             _not_sync: PhantomData,
@@ -211,6 +210,8 @@ impl<L: LabelSet> Counter<L> {
 /// ```
 pub struct LocalCounter<L: LabelSet = ()> {
     cells: Shard,
+    /// Whether the counter records exemplars (kept here: one flag test per update).
+    exemplars: bool,
     slot: usize,
     counter: Counter<L>,
     _not_sync: NotSync,
@@ -228,8 +229,8 @@ impl<L: LabelSet> LocalCounter<L> {
     pub fn inc_by(&self, labels: L, v: u64) {
         let i = labels.index();
         add_owned(&self.cells[PAD + i], v);
-        if let Some(ex) = &self.counter.inner.exemplars {
-            ex[i].record(v);
+        if self.exemplars {
+            self.counter.inner.record_exemplar(i, v);
         }
     }
 
@@ -288,6 +289,8 @@ impl<L: LabelSet> Histogram<L> {
             .acquire(L::CARDINALITY * (self.inner.bounds.len() + 2));
         LocalHistogram {
             cells,
+            stride: self.inner.bounds.len() + 2,
+            exemplars: self.inner.exemplars.is_some(),
             slot,
             histogram: self.clone(),
             _not_sync: PhantomData,
@@ -318,6 +321,10 @@ impl<L: LabelSet> Histogram<L> {
 /// ```
 pub struct LocalHistogram<L: LabelSet = ()> {
     cells: Shard,
+    /// Cells per series in the shard: the buckets, `+Inf` and the sum (`bounds + 2`).
+    stride: usize,
+    /// Whether the histogram records exemplars (kept here: one flag test per observation).
+    exemplars: bool,
     slot: usize,
     histogram: Histogram<L>,
     _not_sync: NotSync,
@@ -328,18 +335,14 @@ impl<L: LabelSet> LocalHistogram<L> {
     #[inline]
     pub fn observe(&self, labels: L, v: f64) {
         let inner = &*self.histogram.inner;
-        let bounds = &*inner.bounds;
         let i = labels.index();
-        let stride = bounds.len() + 2;
-        let base = PAD + i * stride;
-        let b = bucket_index(bounds, v);
+        let b = inner.bounds.bucket_index(v);
+        let base = PAD + i * self.stride;
         add_owned(&self.cells[base + b], 1);
-        let sum = &self.cells[base + stride - 1];
+        let sum = &self.cells[base + self.stride - 1];
         sum.store((f64::from_bits(sum.load(Relaxed)) + v).to_bits(), Relaxed);
-        if let Some(ex) = &inner.exemplars {
-            if v.is_finite() {
-                ex[i * (bounds.len() + 1) + b].record(v);
-            }
+        if self.exemplars {
+            inner.record_exemplar(i, b, v);
         }
     }
 

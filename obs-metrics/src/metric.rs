@@ -70,6 +70,10 @@ pub fn opts() -> MetricOptions {
 
 impl MetricOptions {
     /// Histogram bucket upper bounds (ascending, finite; `+Inf` is implicit).
+    ///
+    /// Up to 15 bounds, an observation finds its bucket with a fixed-depth branch-free search
+    /// (four compares, whatever the value); longer lists use a branch-free count (up to 32)
+    /// or a binary search.
     pub fn buckets(mut self, buckets: &[f64]) -> Self {
         self.buckets = Some(buckets.to_vec());
         self
@@ -341,6 +345,18 @@ pub(crate) struct CounterInner {
     pub(crate) shards: ShardPool,
 }
 
+impl CounterInner {
+    /// Records an increment by `v` of series `i` as its exemplar, if this counter has
+    /// exemplars. Out of line, like [`HistogramInner::record_exemplar`].
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn record_exemplar(&self, i: usize, v: u64) {
+        if let Some(ex) = &self.exemplars {
+            ex[i].record(v);
+        }
+    }
+}
+
 /// A counter family over the fixed label set `L` (default: no labels).
 pub struct Counter<L: LabelSet = ()> {
     pub(crate) inner: Arc<CounterInner>,
@@ -394,8 +410,8 @@ impl<L: LabelSet> Counter<L> {
     pub fn inc_by(&self, labels: L, v: u64) {
         let i = labels.index();
         self.inner.values[i].fetch_add(v, Relaxed);
-        if let Some(ex) = &self.inner.exemplars {
-            ex[i].record(v);
+        if self.inner.exemplars.is_some() {
+            self.inner.record_exemplar(i, v);
         }
     }
 
@@ -540,12 +556,91 @@ pub struct HistogramSnapshot {
     pub buckets: Vec<(f64, u64)>,
 }
 
-/// Index of the bucket `v` falls into: the number of upper bounds below `v` (`bounds.len()`
-/// is `+Inf`; NaN counts into bucket 0, as with a binary search).
+/// Histogram bucket upper bounds (ascending, finite; `+Inf` implicit) and the layout the bucket
+/// search reads.
+///
+/// Dereferences to the bounds. Up to [`SMALL_BOUNDS`] bounds (the default list has 11) the
+/// search is [`SmallBounds::index`]: branch-free, four dependent compares for every value.
+/// Longer lists use [`bucket_index`].
+#[derive(Debug, Clone)]
+pub(crate) struct Bounds {
+    bounds: Box<[f64]>,
+    small: Option<SmallBounds>,
+}
+
+impl Bounds {
+    pub(crate) fn new(bounds: &[f64]) -> Self {
+        Self {
+            bounds: bounds.into(),
+            small: SmallBounds::new(bounds),
+        }
+    }
+
+    /// Index of the bucket `v` falls into: the number of upper bounds below `v`
+    /// (`self.len()` is `+Inf`; NaN counts into bucket 0, as with a binary search).
+    #[inline(always)]
+    pub(crate) fn bucket_index(&self, v: f64) -> usize {
+        match &self.small {
+            Some(s) => s.index(v),
+            None => bucket_index(&self.bounds, v),
+        }
+    }
+}
+
+impl std::ops::Deref for Bounds {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        &self.bounds
+    }
+}
+
+/// Most bounds [`SmallBounds`] takes: 16 slots, the last always `+Inf`.
+pub(crate) const SMALL_BOUNDS: usize = 15;
+
+/// Up to [`SMALL_BOUNDS`] ascending bounds padded with `+Inf` to 16 slots, for a branch-free
+/// binary search of fixed depth.
+///
+/// The bucket of `v` is the number of bounds below `v` (`ub < v`). Padding never counts
+/// (`+Inf < v` is false for every `v`, `+Inf` and NaN included) and the padded slots stay
+/// ascending, so the count is found in four halving steps, each one compare whose result
+/// (0 or 1) is added, scaled, to the index: no branch to mispredict, one load and compare per
+/// step. NaN is below nothing: every step adds 0, bucket 0, as `partition_point` gives.
+#[derive(Debug, Clone)]
+pub(crate) struct SmallBounds {
+    slots: [f64; 16],
+}
+
+impl SmallBounds {
+    /// `None` for more than [`SMALL_BOUNDS`] bounds.
+    pub(crate) fn new(bounds: &[f64]) -> Option<Self> {
+        if bounds.len() > SMALL_BOUNDS {
+            return None;
+        }
+        let mut slots = [f64::INFINITY; 16];
+        slots[..bounds.len()].copy_from_slice(bounds);
+        Some(Self { slots })
+    }
+
+    /// The number of bounds below `v` (see the type's docs).
+    #[inline(always)]
+    pub(crate) fn index(&self, v: f64) -> usize {
+        let s = &self.slots;
+        // After each step, every slot below `i` is below `v`, and none at or after
+        // `i + width` is (width 16, 8, 4, 2, 1). The masks only spare bounds checks: every
+        // index is at most 15 already.
+        let mut i = 8 * usize::from(s[7] < v);
+        i += 4 * usize::from(s[(i + 3) & 15] < v);
+        i += 2 * usize::from(s[(i + 1) & 15] < v);
+        i + usize::from(s[i & 15] < v)
+    }
+}
+
+/// Index of the bucket `v` falls into for bucket lists longer than [`SMALL_BOUNDS`]: the
+/// number of upper bounds below `v` (`bounds.len()` is `+Inf`; NaN counts into bucket 0, as
+/// with a binary search).
 ///
 /// Up to 32 bounds this is a branch-free count over all of them, which the compiler
-/// vectorizes: no chain of dependent loads and compares as in a binary search, whose ~4
-/// rounds for the usual 11 buckets are the longest latency of an observation. Larger bucket
+/// vectorizes: no chain of dependent loads and compares as in a binary search. Larger bucket
 /// lists use `partition_point`. Both give the same index because bounds are strictly
 /// ascending.
 #[inline(always)]
@@ -568,10 +663,10 @@ impl HistCells {
 
     /// Records `v`; returns the bucket index it fell into (`bounds.len()` is `+Inf`).
     #[inline]
-    pub(crate) fn observe(&self, series: usize, bounds: &[f64], v: f64) -> usize {
+    pub(crate) fn observe(&self, series: usize, bounds: &Bounds, v: f64) -> usize {
         let stride = bounds.len() + 2;
         let base = series * stride;
-        let b = bucket_index(bounds, v);
+        let b = bounds.bucket_index(v);
         self.cells[base + b].fetch_add(1, Relaxed);
         let sum = &self.cells[base + stride - 1];
         let mut cur = sum.load(Relaxed);
@@ -640,12 +735,28 @@ pub(crate) fn encode_hist_sample(
 pub(crate) struct HistogramInner {
     name: String,
     help: String,
-    pub(crate) bounds: Box<[f64]>,
+    pub(crate) bounds: Bounds,
     cells: HistCells,
     /// `series * (bounds + 1) + bucket` → latest exemplar of that bucket.
     pub(crate) exemplars: Option<Box<[ExemplarSlot<f64>]>>,
     /// Shards of [`LocalHistogram`](crate::LocalHistogram) handles.
     pub(crate) shards: ShardPool,
+}
+
+impl HistogramInner {
+    /// Records `v` (when finite) as the exemplar of bucket `b` of series `i`, if this
+    /// histogram has exemplars. Out of line: exemplars are opt-in and recording one costs a
+    /// task-local look-up anyway, so the call is nothing next to it, and the update path of
+    /// histograms without exemplars stays a single test.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn record_exemplar(&self, i: usize, b: usize, v: f64) {
+        if let Some(ex) = &self.exemplars {
+            if v.is_finite() {
+                ex[i * (self.bounds.len() + 1) + b].record(v);
+            }
+        }
+    }
 }
 
 /// A histogram family over the fixed label set `L`.
@@ -667,7 +778,7 @@ impl<L: LabelSet> fmt::Debug for Histogram<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Histogram")
             .field("name", &self.inner.name)
-            .field("buckets", &self.inner.bounds)
+            .field("buckets", &&*self.inner.bounds)
             .field("series", &L::CARDINALITY)
             .finish()
     }
@@ -675,7 +786,7 @@ impl<L: LabelSet> fmt::Debug for Histogram<L> {
 
 impl<L: LabelSet> Histogram<L> {
     pub(crate) fn new(name: &str, help: &str, o: &MetricOptions) -> Self {
-        let bounds: Box<[f64]> = o.buckets.as_deref().unwrap_or(DEFAULT_BUCKETS).into();
+        let bounds = Bounds::new(o.buckets.as_deref().unwrap_or(DEFAULT_BUCKETS));
         Self {
             inner: Arc::new(HistogramInner {
                 name: name.to_owned(),
@@ -698,10 +809,8 @@ impl<L: LabelSet> Histogram<L> {
     pub fn observe(&self, labels: L, v: f64) {
         let i = labels.index();
         let b = self.inner.cells.observe(i, &self.inner.bounds, v);
-        if let Some(ex) = &self.inner.exemplars {
-            if v.is_finite() {
-                ex[i * (self.inner.bounds.len() + 1) + b].record(v);
-            }
+        if self.inner.exemplars.is_some() {
+            self.inner.record_exemplar(i, b, v);
         }
     }
 
@@ -759,9 +868,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The branch-free count and the binary search agree for any strictly ascending
-        /// bounds (short and long lists) and any value, including bounds themselves, ±Inf and
-        /// NaN.
+        /// Every bucket search (the fixed-depth one up to 15 bounds, the branch-free count up
+        /// to 32, `partition_point` beyond) agrees with a binary search for any strictly
+        /// ascending bounds and any value, including bounds themselves, ±Inf and NaN.
         #[test]
         fn bucket_index_matches_a_binary_search(
             mut bounds in proptest::collection::vec(-1e6f64..1e6, 1..60),
@@ -771,12 +880,62 @@ mod tests {
             bounds.sort_by(f64::total_cmp);
             bounds.dedup();
             let on_bound = bounds[pick.index(bounds.len())];
+            let prepared = Bounds::new(&bounds);
             for v in [v, on_bound, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+                let expected = bounds.partition_point(|ub| *ub < v);
+                proptest::prop_assert_eq!(prepared.bucket_index(v), expected);
+                proptest::prop_assert_eq!(bucket_index(&bounds, v), expected);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The fixed-depth search agrees with a binary search for every bound list it takes
+        /// (any finite bounds, 1 to 15 of them) and any value, including the bounds themselves,
+        /// their neighbouring floats, ±0, ±Inf and NaN.
+        #[test]
+        fn small_bounds_match_a_binary_search(
+            mut bounds in proptest::collection::vec(proptest::num::f64::NORMAL
+                | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO, 1..=SMALL_BOUNDS),
+            v in proptest::num::f64::ANY,
+            pick in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            bounds.sort_by(f64::total_cmp);
+            bounds.dedup_by(|a, b| a == b); // -0.0 == 0.0: strictly ascending as registered
+            let small = SmallBounds::new(&bounds).unwrap();
+            let b = bounds[pick.index(bounds.len())];
+            for v in [v, b, b.next_up(), b.next_down(), 0.0, -0.0, f64::INFINITY,
+                      f64::NEG_INFINITY, f64::NAN, f64::MAX, f64::MIN] {
                 proptest::prop_assert_eq!(
-                    bucket_index(&bounds, v),
-                    bounds.partition_point(|ub| *ub < v)
+                    small.index(v),
+                    bounds.partition_point(|ub| *ub < v),
+                    "bounds {:?}, v {}", bounds, v
                 );
             }
+        }
+    }
+
+    /// Every length the small search takes, every slot boundary: bounds `1..=n`, values on,
+    /// just below and just above each bound.
+    #[test]
+    fn small_bounds_place_values_on_and_around_every_bound() {
+        assert!(SmallBounds::new(&[0.5; SMALL_BOUNDS + 1]).is_none());
+        for n in 1..=SMALL_BOUNDS {
+            let bounds: Vec<f64> = (1..=n).map(|k| k as f64).collect();
+            let small = SmallBounds::new(&bounds).unwrap();
+            for (k, b) in bounds.iter().enumerate() {
+                assert_eq!(small.index(*b), k, "on bound {b} of {n}: its own bucket");
+                assert_eq!(small.index(b.next_down()), k);
+                assert_eq!(small.index(b.next_up()), k + 1);
+            }
+            assert_eq!(small.index(f64::NEG_INFINITY), 0);
+            assert_eq!(small.index(f64::NAN), 0, "NaN counts into bucket 0");
+            assert_eq!(
+                small.index(f64::INFINITY),
+                n,
+                "+Inf goes to the +Inf bucket"
+            );
+            assert_eq!(small.index(f64::MAX), n);
         }
     }
 

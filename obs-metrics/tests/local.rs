@@ -305,3 +305,134 @@ fn local_updates_record_exemplars_like_the_shared_path() {
         "{om}"
     );
 }
+
+/// Values on, just below and just above every bound, ±0, ±Inf, NaN, the extremes.
+fn edge_values(bounds: &[f64]) -> Vec<f64> {
+    let mut vs = vec![
+        0.0,
+        -0.0,
+        f64::MIN_POSITIVE / 2.0,
+        f64::MAX,
+        f64::MIN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for b in bounds {
+        vs.extend([*b, b.next_down(), b.next_up()]);
+    }
+    vs
+}
+
+/// The local handle and the shared path place every value in the same bucket, the one a
+/// binary search over the bounds gives, and count and sum the same, whichever bucket search
+/// the list length selects (up to 15 bounds the fixed-depth one, up to 32 the branch-free
+/// count, beyond that `partition_point`) and with exemplars off or on.
+#[test]
+fn local_and_shared_observations_agree_on_edge_values() {
+    for n in [1usize, 4, 11, 15, 16, 32, 33, 40] {
+        for exemplars in [false, true] {
+            let bounds: Vec<f64> = (0..n).map(|k| (k as f64 - 3.0) * 0.25).collect();
+            let r = Registry::new();
+            let o = opts().buckets(&bounds);
+            let h: Histogram<Outcome> = r
+                .histogram(
+                    "edge_seconds",
+                    "Edges.",
+                    Scope::Business,
+                    if exemplars { o.exemplars() } else { o },
+                )
+                .unwrap();
+            let local = h.local();
+            let values = edge_values(&bounds);
+            let id = RequestId::parse("req-edge").unwrap();
+            RequestContext::new(id).sync_scope(|| {
+                for v in &values {
+                    local.observe(ALL[0], *v);
+                    h.observe(ALL[1], *v);
+                }
+            });
+            let (l, s) = (h.snapshot(ALL[0]), h.snapshot(ALL[1]));
+            let mut expected = vec![0u64; n + 1];
+            for v in &values {
+                expected[bounds.partition_point(|ub| *ub < *v)] += 1;
+            }
+            let counts = |snap: &obs_metrics::HistogramSnapshot| -> Vec<u64> {
+                snap.buckets.iter().map(|(_, c)| *c).collect()
+            };
+            assert_eq!(
+                counts(&l),
+                expected,
+                "local, {n} bounds, exemplars {exemplars}"
+            );
+            assert_eq!(
+                counts(&s),
+                expected,
+                "shared, {n} bounds, exemplars {exemplars}"
+            );
+            assert_eq!(l.count, values.len() as u64);
+            assert_eq!(s.count, values.len() as u64);
+            // MAX + MIN + Inf + -Inf: NaN on both paths.
+            assert!(l.sum.is_nan() && s.sum.is_nan());
+            // Without the infinities and extremes, sums are exact and equal.
+            let finite: Vec<f64> = values
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite() && v.abs() < 1e300)
+                .collect();
+            let l2 = h.local();
+            for v in &finite {
+                l2.observe(ALL[2], *v);
+            }
+            let local_sum = h.snapshot(ALL[2]).sum;
+            let h2: Histogram<Outcome> = Registry::new()
+                .histogram(
+                    "edge2_seconds",
+                    "Edges.",
+                    Scope::Business,
+                    opts().buckets(&bounds),
+                )
+                .unwrap();
+            for v in &finite {
+                h2.observe(ALL[2], *v);
+            }
+            assert_eq!(local_sum, h2.snapshot(ALL[2]).sum);
+            assert_eq!(local_sum, finite.iter().sum::<f64>());
+            let om = r.encode(Format::OpenMetrics, &[Scope::Business]);
+            assert_eq!(om.contains("req-edge"), exemplars, "{om}");
+        }
+    }
+}
+
+/// A non-finite observation is counted (NaN in bucket 0, `+Inf` in the `+Inf` bucket) but
+/// never becomes an exemplar, on the local path as on the shared one.
+#[test]
+fn local_non_finite_observations_are_counted_but_not_exemplars() {
+    let r = Registry::new();
+    let h: Histogram<Outcome> = r
+        .histogram(
+            "nf_seconds",
+            "Non-finite.",
+            Scope::Business,
+            opts().buckets(&[1.0]).exemplars(),
+        )
+        .unwrap();
+    let local = h.local();
+    let id = RequestId::parse("req-nf").unwrap();
+    RequestContext::new(id).sync_scope(|| {
+        local.observe(ALL[0], f64::NAN);
+        local.observe(ALL[0], f64::INFINITY);
+        local.observe(ALL[0], f64::NEG_INFINITY);
+    });
+    let s = h.snapshot(ALL[0]);
+    assert_eq!(s.count, 3);
+    assert_eq!(s.buckets, vec![(1.0, 2), (f64::INFINITY, 1)]);
+    let om = r.encode(Format::OpenMetrics, &[Scope::Business]);
+    assert!(!om.contains("req-nf"), "{om}");
+    RequestContext::new(RequestId::parse("req-fin").unwrap())
+        .sync_scope(|| local.observe(ALL[0], 0.5));
+    let om = r.encode(Format::OpenMetrics, &[Scope::Business]);
+    assert!(
+        om.contains(r#"nf_seconds_bucket{le="1.0",status="ok"} 3 # {request_id="req-fin"} 0.5 "#),
+        "{om}"
+    );
+}
