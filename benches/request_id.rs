@@ -25,7 +25,9 @@
 //! Run: `cargo bench -p obs --bench request_id`
 //!
 //! Instructions per request (deterministic, valgrind): `benches/instructions.sh request_id`
-//! (uses the `OBS_BENCH_COUNT=<case>:<n>` mode of this binary, see `support`).
+//! (uses the `OBS_BENCH_COUNT=<case>:<n>` mode of this binary, see `support`). A case name
+//! with `@batched` appended runs the requests like `iter_batched` does (see `count`), to count
+//! only the part criterion times.
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
