@@ -25,7 +25,9 @@
 //! Run: `cargo bench -p obs --bench request_id`
 //!
 //! Instructions per request (deterministic, valgrind): `benches/instructions.sh request_id`
-//! (uses the `OBS_BENCH_COUNT=<case>:<n>` mode of this binary, see `support`).
+//! (uses the `OBS_BENCH_COUNT=<case>:<n>` mode of this binary, see `support`). A case name
+//! with `@batched` appended runs the requests like `iter_batched` does (see `count`), to count
+//! only the part criterion times.
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
@@ -81,7 +83,25 @@ fn ours_no_user_agent() -> impl Service<Request<()>, Response = Response<()>, Er
 }
 
 /// `OBS_BENCH_COUNT` mode (see `support::count_mode`): no subscriber, like the criterion cases.
+///
+/// A case name with the suffix `@batched` (e.g. `obs/inbound@batched`) runs the requests the
+/// way criterion's `iter_batched` times them: 1,000 requests built first, then driven one
+/// after the other, the responses dropped after the batch. Under
+/// `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*drive_one*'` that
+/// counts instructions and simulated I-cache misses of the timed part alone, with the code
+/// that runs between two timed requests what it is under criterion.
 fn count(case: &str, n: u64) {
+    if let Some(case) = case.strip_suffix("@batched") {
+        return match case {
+            "bare" => run_batched(&mut noop(), n, false),
+            "tower-http/generated" => run_batched(&mut tower_http(), n, false),
+            "obs/generated" => run_batched(&mut ours(), n, false),
+            "tower-http/inbound" => run_batched(&mut tower_http(), n, true),
+            "obs/inbound" => run_batched(&mut ours(), n, true),
+            "obs/inbound-no-user-agent" => run_batched(&mut ours_no_user_agent(), n, true),
+            other => panic!("unknown case {other:?}"),
+        };
+    }
     match case {
         "bare" => support::run_n(&mut noop(), n, || request(false)),
         "tower-http/generated" => support::run_n(&mut tower_http(), n, || request(false)),
@@ -92,6 +112,34 @@ fn count(case: &str, n: u64) {
             support::run_n(&mut ours_no_user_agent(), n, || request(true))
         }
         other => panic!("unknown case {other:?}"),
+    }
+}
+
+/// `support::drive`, never inlined: the function `--toggle-collect` names.
+#[inline(never)]
+fn drive_one<S>(svc: &mut S, req: Request<()>) -> Response<()>
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    drive(svc, req)
+}
+
+/// `n` requests through `svc` in batches of 1,000, like `iter_batched`: the requests are
+/// built before a batch, the responses dropped after it.
+fn run_batched<S>(svc: &mut S, n: u64, with_id: bool)
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1000);
+        let requests: Vec<_> = (0..k).map(|_| request(with_id)).collect();
+        let mut responses = Vec::with_capacity(requests.len());
+        for req in requests {
+            responses.push(drive_one(svc, black_box(req)));
+        }
+        black_box(&responses);
+        left -= k;
     }
 }
 

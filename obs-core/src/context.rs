@@ -337,6 +337,62 @@ impl RequestContext {
         }
     }
 
+    /// Builds a context in one step from what an HTTP edge knows about a request — what
+    /// obs-tower's `RequestIdLayer` does per request. The same as
+    /// `builder(request_id).method(method)` followed by
+    /// [`route`](RequestContextBuilder::route), [`client_ip`](RequestContextBuilder::client_ip)
+    /// and [`user_agent_bytes`](RequestContextBuilder::user_agent_bytes) for each `Some`
+    /// (the user agent is the raw header value: sanitized and bounded, not recorded if it is
+    /// not UTF-8), but cheaper: the context is assembled once and moved into its allocation,
+    /// with no reference-count checks per field.
+    ///
+    /// ```
+    /// use obs_core::{RequestContext, RequestId};
+    ///
+    /// let ctx = RequestContext::from_parts(
+    ///     RequestId::parse("req-1").unwrap(),
+    ///     "GET",
+    ///     Some("/users/{id}"),
+    ///     None,
+    ///     Some(b"curl/8.5.0"),
+    /// );
+    /// assert_eq!(ctx.method(), Some("GET"));
+    /// assert_eq!(ctx.route(), Some("/users/{id}"));
+    /// assert_eq!(ctx.user_agent(), Some("curl/8.5.0"));
+    /// ```
+    #[inline]
+    pub fn from_parts(
+        request_id: RequestId,
+        method: &str,
+        route: Option<&str>,
+        client_ip: Option<IpAddr>,
+        user_agent: Option<&[u8]>,
+    ) -> Self {
+        // Assembled in one local, the strings written in place (built separately, each
+        // inline value was copied several times), and moved into the allocation once:
+        // `Arc::new` moved the ~400 bytes twice (into its header-prefixed value, then to the
+        // heap); `new_cyclic` allocates first and writes the closure's result there.
+        let inner = Arc::new_cyclic(|_| {
+            let mut inner = Inner {
+                request_id,
+                method: Some(Method::new(method)),
+                route: None,
+                client_ip,
+                user_agent: None,
+                user_id: OnceLock::new(),
+                trace: OnceLock::new(),
+            };
+            if let Some(route) = route {
+                SmallStr::set(&mut inner.route, route.as_bytes());
+            }
+            if let Some(user_agent) = user_agent {
+                set_user_agent_bytes(&mut inner.user_agent, user_agent);
+            }
+            inner
+        });
+        RequestContext { inner }
+    }
+
     /// A context holding only a request ID.
     pub fn new(request_id: RequestId) -> Self {
         Self::builder(request_id).build()
@@ -545,11 +601,7 @@ impl RequestContextBuilder {
     /// (printable ASCII) is checked once, 16 bytes at a time.
     #[inline]
     pub fn user_agent_bytes(mut self, user_agent: &[u8]) -> Self {
-        if user_agent.len() <= MAX_USER_AGENT_LEN && is_printable_ascii(user_agent) {
-            SmallStr::set(&mut self.inner().user_agent, user_agent);
-        } else if let Ok(user_agent) = std::str::from_utf8(user_agent) {
-            self = self.user_agent(user_agent);
-        }
+        set_user_agent_bytes(&mut self.inner().user_agent, user_agent);
         self
     }
 
@@ -575,6 +627,25 @@ impl fmt::Debug for RequestContextBuilder {
         f.debug_struct("RequestContextBuilder")
             .field("request_id", &self.inner.request_id.as_str())
             .finish_non_exhaustive()
+    }
+}
+
+/// Stores the user agent from a raw header value (see
+/// [`RequestContextBuilder::user_agent_bytes`]); the unusual values are handled out of line.
+#[inline]
+fn set_user_agent_bytes(slot: &mut Option<SmallStr<USER_AGENT_INLINE>>, user_agent: &[u8]) {
+    if user_agent.len() <= MAX_USER_AGENT_LEN && is_printable_ascii(user_agent) {
+        SmallStr::set(slot, user_agent);
+    } else {
+        set_user_agent_slow(slot, user_agent);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn set_user_agent_slow(slot: &mut Option<SmallStr<USER_AGENT_INLINE>>, user_agent: &[u8]) {
+    if let Ok(user_agent) = std::str::from_utf8(user_agent) {
+        SmallStr::set(slot, sanitize(user_agent, MAX_USER_AGENT_LEN).as_bytes());
     }
 }
 
@@ -860,6 +931,54 @@ mod tests {
             .user_agent_bytes(b"bad \xff\xfe utf8")
             .build();
         assert_eq!(invalid.user_agent(), None);
+    }
+
+    #[test]
+    fn from_parts_matches_the_builder() {
+        let long_route = format!("/{}", "r".repeat(100));
+        let long_ua = "u".repeat(MAX_USER_AGENT_LEN + 5);
+        let user_agents: [Option<&[u8]>; 7] = [
+            None,
+            Some(b"curl/8.5.0"),
+            Some(b""),
+            Some(b"caf\xc3\xa9/1.0 tab\there"),
+            Some(b"bad \xff utf8"),
+            Some(long_ua.as_bytes()),
+            Some(&[b'a'; USER_AGENT_INLINE + 1]),
+        ];
+        for route in [None, Some("/users/{id}"), Some(long_route.as_str())] {
+            for user_agent in user_agents {
+                for (method, ip) in [("GET", None), ("BREW\n", Some([10, 0, 0, 1].into()))] {
+                    let built = {
+                        let mut b = RequestContext::builder(id("p")).method(method);
+                        if let Some(route) = route {
+                            b = b.route(route);
+                        }
+                        if let Some(ip) = ip {
+                            b = b.client_ip(ip);
+                        }
+                        if let Some(ua) = user_agent {
+                            b = b.user_agent_bytes(ua);
+                        }
+                        b.build()
+                    };
+                    let direct = RequestContext::from_parts(id("p"), method, route, ip, user_agent);
+                    let label = format!("{route:?} {user_agent:?} {method:?}");
+                    assert_eq!(direct.request_id(), "p", "{label}");
+                    assert_eq!(direct.method(), built.method(), "{label}");
+                    assert_eq!(direct.route(), built.route(), "{label}");
+                    assert_eq!(direct.route(), route, "{label}");
+                    assert_eq!(direct.client_ip(), built.client_ip(), "{label}");
+                    assert_eq!(direct.user_agent(), built.user_agent(), "{label}");
+                    assert_eq!(direct.user_id(), None, "{label}");
+                    assert!(direct.trace_ids().is_none(), "{label}");
+                }
+            }
+        }
+        let ctx = RequestContext::from_parts(id("q"), "GET", None, None, Some(long_ua.as_bytes()));
+        assert_eq!(ctx.user_agent().map(str::len), Some(MAX_USER_AGENT_LEN));
+        assert!(ctx.set_user_id("u-1"));
+        assert_eq!(ctx.clone().user_id(), Some("u-1"));
     }
 
     #[test]

@@ -93,7 +93,21 @@ impl RequestId {
     }
 
     /// Validates raw bytes, e.g. an HTTP header value, without assuming they are UTF-8.
+    #[inline]
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidRequestId> {
+        if !bytes.is_empty() && bytes.len() <= INLINE_CAP {
+            // The usual ID (every UUID form): copy it into the inline buffer padded with a
+            // valid byte, then check the whole buffer — three fixed 16-byte blocks, no
+            // length-dependent tail, no second pass over the input.
+            let mut buf = [b'0'; INLINE_CAP];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            if crate::blocks::all(&buf, b'0', is_id_byte) {
+                return Ok(RequestId(Repr::Inline {
+                    len: bytes.len() as u8,
+                    buf,
+                }));
+            }
+        }
         validate(bytes)?;
         Ok(Self::from_valid(bytes))
     }
@@ -142,17 +156,13 @@ impl RequestId {
 /// True for the bytes a request ID may contain: `[A-Za-z0-9._:-]`.
 ///
 /// Compares without branches or a table look-up, so [`crate::blocks::all`] turns it into SIMD
-/// compares over 16-byte blocks (a 36-byte UUID is three block checks).
+/// compares over 16-byte blocks (a 36-byte UUID is three block checks). Four range/equality
+/// tests: `-`, `.`, the digits and `:` are the run `0x2d..=0x3a` minus `/` (`0x2f`).
 #[inline(always)]
 const fn is_id_byte(b: u8) -> bool {
     // `b | 0x20` lowercases ASCII letters; only `A-Z` and `a-z` land in `a..=z`.
     let lower = b | 0x20;
-    (b.wrapping_sub(b'0') < 10)
-        | (lower.wrapping_sub(b'a') < 26)
-        | (b == b'-')
-        | (b == b'.')
-        | (b == b'_')
-        | (b == b':')
+    ((b.wrapping_sub(b'-') < 14) & (b != b'/')) | (lower.wrapping_sub(b'a') < 26) | (b == b'_')
 }
 
 fn validate(bytes: &[u8]) -> Result<(), InvalidRequestId> {
@@ -413,18 +423,21 @@ mod tests {
         }
     }
 
-    /// Every byte value at every position of every length up to 40 (both sides of the
-    /// 16-byte block and the overlapping-tail cases), exhaustively.
+    /// Every byte value at every position of every length up to 52 (both sides of the
+    /// 16-byte block, the overlapping-tail cases, and both sides of the 48-byte inline
+    /// fast path that checks a padded copy), exhaustively.
     #[test]
     fn every_bad_byte_is_found_at_every_position_and_length() {
-        for len in 1..=40 {
+        for len in 1..=52 {
             for pos in 0..len {
                 for b in 0..=u8::MAX {
                     let mut bytes = vec![b'a'; len];
                     bytes[pos] = b;
                     let got = RequestId::from_bytes(&bytes);
                     if reference_is_id_byte(b) {
-                        assert!(got.is_ok(), "len {len} pos {pos} byte {b:#04x}");
+                        let id = got
+                            .unwrap_or_else(|e| panic!("len {len} pos {pos} byte {b:#04x}: {e}"));
+                        assert_eq!(id.as_bytes(), &bytes[..], "len {len} pos {pos}");
                     } else {
                         assert_eq!(
                             got.unwrap_err(),
