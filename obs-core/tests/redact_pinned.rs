@@ -7,8 +7,19 @@
 //! at random, random cuts of them, random runs of trigger bytes, windows of log lines at
 //! every offset around the 64-byte classification blocks, and the precision corpus; each
 //! scrubbed by four configurations. The digests were computed with the scanner before the
-//! 64-byte candidate classification (commit 50ef213) and are unchanged since: a new value
+//! 64-byte candidate classification (commit 50ef213) and were unchanged by it: a new value
 //! means a changed output, to be explained (and re-pinned) deliberately.
+//!
+//! Re-pinned once since (session 4), for two fixes of idempotence that proptest found
+//! (`xoxb-passwordghp_password::` scrubbed to `[slack_token]_password::`, and that to
+//! `[slack_token]_password:[password]`; `4111://:Bearer password=@` to `4111://:[bearer]@`,
+//! and that to `4111://[url_auth]@`): `scrub_str` now scrubs its output again until nothing
+//! matches (a fixed point), and a `key=value` key that runs back into a redaction starts
+//! where the redaction ends. Against the previous pins, 538 of the 48 573 outputs changed:
+//! 485 redact more (`[pem_key]password: hunter2` → `[pem_key]password: [password]`,
+//! `api_key=`, `cookie:`, `Authorization:` after a redacted token, context words brought
+//! within reach by a shorter replacement), 53 redact the same bytes under another rule's
+//! marker, none redacts less.
 
 use obs_core::redact::{Action, Scrubber};
 
@@ -280,10 +291,10 @@ fn outputs_are_pinned() {
     assert_eq!(
         digests,
         [
-            ("default", 0xe1d3_2f4e_bfde_a47b),
-            ("all rules, keys t and order_id", 0x54dd_76bd_9ec3_2bf6),
-            ("hash and mask, no ip, 300-byte cap", 0x8c36_ef17_d1a5_6d59),
-            ("remove, custom regex", 0x65b8_fe72_a431_27e0),
+            ("default", 0xdffb_bfa6_eb74_1ede),
+            ("all rules, keys t and order_id", 0xf796_de41_1f0d_0fb8),
+            ("hash and mask, no ip, 300-byte cap", 0x18f7_6551_5d6b_5827),
+            ("remove, custom regex", 0x0fa3_0e4e_38ff_912f),
         ]
     );
 }

@@ -1183,12 +1183,11 @@ impl Scanner {
             mask |= x;
             len += 1;
         }
-        let k_start = k_end - len;
-        if k_start == k_end
-            || k_end - k_start > 64
-            || k_start < covered
-            || before(b, k_start) == b'['
-        {
+        // A key that runs back into text already redacted starts where that redaction ends:
+        // the replacement ends in a non-key byte (`]`), so the scrubbed output, scanned again,
+        // sees exactly this key (idempotence).
+        let k_start = (k_end - len).max(covered.min(k_end));
+        if k_start == k_end || k_end - k_start > 64 || before(b, k_start) == b'[' {
             return None;
         }
         let rule = self.keys.find_with_mask(&b[k_start..k_end], mask)?;

@@ -118,7 +118,11 @@
 //! writes `[<id>:v<version>:<16 hex>]`, the first 8 bytes of HMAC-SHA256(secret, match)
 //! with the secret and version given to [`ScrubberBuilder::hmac_secret`], so equal values
 //! stay joinable without being stored. Scrubbing is idempotent: our own `[<id>]` and
-//! `[<id>:v<n>:<hex>]` markers are recognised and skipped.
+//! `[<id>:v<n>:<hex>]` markers are recognised and skipped (custom regexes never match inside
+//! them), and since a replacement can join its neighbours into a new match (a key that ran
+//! into a redacted token, a URL whose password was a `Bearer` token), text that had a match
+//! is scanned again until nothing matches (at most 3 more passes; clean text is scanned
+//! once). [`Scrubber::explain`] reports the first pass.
 //!
 //! # Limits
 //!
@@ -735,6 +739,10 @@ impl Default for Scrubber {
 
 const DEPTH_MARKER: &str = "[depth]";
 const TRUNCATED_MARKER: &str = "[truncated]";
+/// Passes after the first that [`Scrubber::scrub_str`] makes at most to reach a fixed point.
+const MAX_EXTRA_PASSES: usize = 3;
+/// Longest marker the scanner recognises: `[` + a rule id (≤ 48 bytes) + `:v<≤ 10 digits>:` + ≤ 64 hex digits + `]`.
+const MAX_MARKER_LEN: usize = 128;
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
     while !s.is_char_boundary(i) {
@@ -831,7 +839,8 @@ impl Scrubber {
         report
     }
 
-    /// What [`Scrubber::scrub_str`] would scrub, with rule ids and byte spans (no values).
+    /// What [`Scrubber::scrub_str`] would scrub, with rule ids and byte spans (no values): the
+    /// matches of the first pass over `text` (see the module docs on idempotence).
     pub fn explain(&self, text: &str) -> Vec<Finding> {
         let mut out = Vec::new();
         self.explain_text(text, Ctx::default(), &mut out);
@@ -866,7 +875,7 @@ impl Scrubber {
         if !self.inner.custom.is_empty() {
             for (re, rule) in &self.inner.custom {
                 for m in re.find_iter(text) {
-                    if m.end() > m.start() {
+                    if m.end() > m.start() && !self.in_marker(text.as_bytes(), m.start(), m.end()) {
                         hits.push(Hit {
                             start: m.start(),
                             end: m.end(),
@@ -895,6 +904,23 @@ impl Scrubber {
         hits
     }
 
+    /// Is `b[start..end]` inside one of our own markers (`[pass]`, `[pass:v1:…]`)? Custom
+    /// regexes are not marker-aware by themselves: `pass` would match inside `[pass]`.
+    fn in_marker(&self, b: &[u8], start: usize, end: usize) -> bool {
+        let from = start.saturating_sub(MAX_MARKER_LEN);
+        b[from..=start]
+            .iter()
+            .rposition(|&c| c == b'[')
+            .and_then(|p| {
+                let open = from + p;
+                self.inner
+                    .scanner
+                    .marker_len(&b[open..])
+                    .map(|len| open + len)
+            })
+            .is_some_and(|close| close >= end)
+    }
+
     fn render(&self, rule: &RuleInfo, matched: &str, out: &mut String) {
         match rule.action {
             Action::Remove => {}
@@ -921,7 +947,39 @@ impl Scrubber {
     }
 
     fn scrub_text<'a>(&self, text: &'a str, ctx: Ctx, report: &mut Report) -> Cow<'a, str> {
-        let (scan, truncated) = self.capped(text);
+        let first = self.scrub_pass(text, ctx, report, true);
+        let Cow::Owned(mut out) = first else {
+            return first;
+        };
+        // A replacement can join its neighbours into a new match that the original text did
+        // not have (a key that ran back into a redacted token, a URL whose password was a
+        // `Bearer` token, what a mask leaves of a value): scrub the output again until
+        // nothing matches, so the result is a fixed point — scrubbing it again changes
+        // nothing. Clean text never gets here; text with a match usually takes one more scan
+        // that finds nothing.
+        for _ in 0..MAX_EXTRA_PASSES {
+            match self.scrub_pass(&out, ctx, report, false) {
+                Cow::Borrowed(_) => break,
+                Cow::Owned(next) => out = next,
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// One scan and rewrite of `text`; `cap`: apply [`ScrubberBuilder::max_string_len`] (the
+    /// first pass; later passes see its already capped output).
+    fn scrub_pass<'a>(
+        &self,
+        text: &'a str,
+        ctx: Ctx,
+        report: &mut Report,
+        cap: bool,
+    ) -> Cow<'a, str> {
+        let (scan, truncated) = if cap {
+            self.capped(text)
+        } else {
+            (text, false)
+        };
         let hits = self.hits(scan, ctx);
         if hits.is_empty() && !truncated {
             return Cow::Borrowed(text);
