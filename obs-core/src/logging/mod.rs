@@ -261,9 +261,11 @@ pub fn init(config: &LogConfig) {
 
 /// Installs the logging subscriber globally unless one is already set. Never panics.
 ///
-/// The subscriber is the one [`dispatch`] builds, writing to stdout.
+/// The subscriber is the one [`dispatch`] builds, writing to stdout (pretty lines colored
+/// when stdout is a terminal).
 pub fn try_init(config: &LogConfig) -> Result<(), TryInitError> {
-    dispatch(config, std::io::stdout)?
+    let ansi = config.format == LogFormat::Pretty && std::io::stdout().is_terminal();
+    build(config, std::io::stdout, ansi)?
         .try_init()
         .map_err(TryInitError::AlreadyInstalled)
 }
@@ -279,8 +281,19 @@ pub fn try_init(config: &LogConfig) -> Result<(), TryInitError> {
 /// need `Registry`'s span look-ups, so with those it is [`LogLayer`] on a `Registry`. To stack
 /// other layers (OpenTelemetry, Sentry), use [`layer`] on a `Registry` instead.
 ///
-/// Pretty output is colored when stdout is a terminal.
+/// Pretty lines are not colored: `make_writer` need not be a terminal.
 pub fn dispatch<W>(config: &LogConfig, make_writer: W) -> Result<tracing::Dispatch, TryInitError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    build(config, make_writer, false)
+}
+
+fn build<W>(
+    config: &LogConfig,
+    make_writer: W,
+    ansi: bool,
+) -> Result<tracing::Dispatch, TryInitError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -290,7 +303,6 @@ where
             filter: config.filter.clone(),
             source,
         })?;
-    let ansi = config.format == LogFormat::Pretty && std::io::stdout().is_terminal();
     Ok(if config.filter.contains('[') {
         tracing::Dispatch::new(
             tracing_subscriber::registry().with(
