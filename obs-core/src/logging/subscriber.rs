@@ -100,13 +100,9 @@ where
             } else {
                 event.parent().cloned()
             };
-            match span.and_then(|span| self.store.request_of(span)) {
-                Some(request) => {
-                    let info = request.info().unwrap_or_default();
-                    self.output.write(event, &info)
-                }
-                None => self.output.write(event, &RequestInfo::default()),
-            }
+            let request = span.and_then(|span| self.store.request_of(span));
+            let info = request.as_ref().and_then(SpanRequest::info);
+            self.output.write(event, &info.unwrap_or_default())
         });
     }
 
@@ -178,8 +174,8 @@ struct Slot {
     refs: usize,
 }
 
-/// One shard: slots and a free list. A slot's generation changes each time it is freed, so an
-/// id of a closed span never finds the span that reuses its slot.
+/// One shard: slots and a free list. A slot's generation (24 bits, as in the id) changes each
+/// time it is freed, so an id of a closed span never finds the span that reuses its slot.
 #[derive(Default)]
 struct Slab {
     slots: Vec<(u32, Option<Slot>)>,
@@ -197,9 +193,13 @@ struct SpanStore {
     tag: usize,
 }
 
+/// Generations wrap at 24 bits, the width they have in an id.
+const GENERATION_MASK: u32 = 0xff_ffff;
+
 fn encode(generation: u32, shard: usize, index: u32) -> Id {
-    let raw =
-        (u64::from(generation & 0xff_ffff) << 40) | ((shard as u64) << 32) | (u64::from(index) + 1);
+    let raw = (u64::from(generation & GENERATION_MASK) << 40)
+        | ((shard as u64) << 32)
+        | (u64::from(index) + 1);
     Id::from_u64(raw)
 }
 
@@ -262,7 +262,7 @@ impl SpanStore {
         let (generation, shard, index) = decode(id);
         let mut slab = self.lock(shard)?;
         match slab.slots.get_mut(index) {
-            Some((g, Some(slot))) if *g & 0xff_ffff == generation => Some(f(slot)),
+            Some((g, Some(slot))) if *g == generation => Some(f(slot)),
             _ => None,
         }
     }
@@ -272,39 +272,34 @@ impl SpanStore {
     }
 
     /// Drops a reference; frees the span (and drops its reference on its parent) at zero.
+    /// `true` if this closed the span.
     fn close(&self, id: Id) -> bool {
-        let mut next = Some(id);
-        let mut closed_first = None;
-        while let Some(id) = next.take() {
-            let (generation, shard, index) = decode(&id);
-            let freed = {
-                let Some(mut slab) = self.lock(shard) else {
-                    break;
-                };
-                let slab = &mut *slab;
-                match slab.slots.get_mut(index) {
-                    Some((g, entry @ Some(_))) if *g & 0xff_ffff == generation => {
-                        let slot = entry.as_mut().expect("matched Some");
-                        slot.refs -= 1;
-                        if slot.refs == 0 {
-                            let slot = entry.take();
-                            *g = g.wrapping_add(1);
-                            slab.free.push(index as u32);
-                            slot
-                        } else {
-                            None
-                        }
-                    }
-                    _ => None,
-                }
-            };
-            closed_first.get_or_insert(freed.is_some());
-            // Dropped outside the lock: the request context's last reference may go here.
-            if let Some(slot) = freed {
-                next = slot.parent;
-            }
+        let Some(freed) = self.release(&id) else {
+            return false;
+        };
+        let mut parent = freed.parent;
+        while let Some(id) = parent {
+            parent = self.release(&id).and_then(|slot| slot.parent);
         }
-        closed_first.unwrap_or(false)
+        true
+    }
+
+    /// Drops one reference to the live span `id`; its slot's contents if that was the last.
+    /// They are dropped by the caller, outside the lock (the request context's last
+    /// reference may go with them).
+    fn release(&self, id: &Id) -> Option<Slot> {
+        let (generation, shard, index) = decode(id);
+        let mut slab = self.lock(shard)?;
+        let slab = &mut *slab;
+        let (g, entry) = slab.slots.get_mut(index)?;
+        let slot = entry.as_mut().filter(|_| *g == generation)?;
+        slot.refs -= 1;
+        if slot.refs > 0 {
+            return None;
+        }
+        *g = g.wrapping_add(1) & GENERATION_MASK;
+        slab.free.push(index as u32);
+        entry.take()
     }
 
     /// The innermost span of this store entered on this thread.
@@ -365,7 +360,7 @@ mod tests {
         ] {
             let id = encode(generation, shard, index);
             assert_ne!(id.into_u64(), 0);
-            assert_eq!(decode(&id), (generation & 0xff_ffff, shard, index as usize));
+            assert_eq!(decode(&id), (generation & GENERATION_MASK, shard, index as usize));
         }
     }
 
