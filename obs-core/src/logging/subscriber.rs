@@ -360,7 +360,10 @@ mod tests {
         ] {
             let id = encode(generation, shard, index);
             assert_ne!(id.into_u64(), 0);
-            assert_eq!(decode(&id), (generation & GENERATION_MASK, shard, index as usize));
+            assert_eq!(
+                decode(&id),
+                (generation & GENERATION_MASK, shard, index as usize)
+            );
         }
     }
 

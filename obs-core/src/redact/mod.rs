@@ -741,7 +741,8 @@ const DEPTH_MARKER: &str = "[depth]";
 const TRUNCATED_MARKER: &str = "[truncated]";
 /// Passes after the first that [`Scrubber::scrub_str`] makes at most to reach a fixed point.
 const MAX_EXTRA_PASSES: usize = 3;
-/// Longest marker the scanner recognises: `[` + a rule id (≤ 48 bytes) + `:v<≤ 10 digits>:` + ≤ 64 hex digits + `]`.
+/// Longest marker the scanner recognises: `[`, a rule id (≤ 48 bytes), `:v<≤ 10 digits>:`,
+/// ≤ 64 hex digits, `]`.
 const MAX_MARKER_LEN: usize = 128;
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
@@ -951,12 +952,8 @@ impl Scrubber {
         let Cow::Owned(mut out) = first else {
             return first;
         };
-        // A replacement can join its neighbours into a new match that the original text did
-        // not have (a key that ran back into a redacted token, a URL whose password was a
-        // `Bearer` token, what a mask leaves of a value): scrub the output again until
-        // nothing matches, so the result is a fixed point — scrubbing it again changes
-        // nothing. Clean text never gets here; text with a match usually takes one more scan
-        // that finds nothing.
+        // A replacement can join its neighbours into a new match (module docs, idempotence):
+        // scrub the output again until nothing matches. Clean text never gets here.
         for _ in 0..MAX_EXTRA_PASSES {
             match self.scrub_pass(&out, ctx, report, false) {
                 Cow::Borrowed(_) => break,
