@@ -295,15 +295,6 @@ enum Inbound<'h> {
     Rejected,
 }
 
-/// What [`rewritten`] sets on the request's primary header.
-enum Rewrite {
-    /// This ID (from an outer layer, or an alternative name with its value).
-    Keep(RequestId, Option<HeaderValue>),
-    /// A fresh ID; `scrub` also removes the other accepted names (their values were
-    /// rejected).
-    Generate { scrub: bool },
-}
-
 impl Config {
     #[inline]
     fn trusted(&self, extensions: &http::Extensions) -> bool {
@@ -459,62 +450,60 @@ where
     }
 }
 
-/// Chooses the request's ID (rewriting the request's ID headers when it is not the accepted
-/// primary value) and builds its context. Returns the response header value.
+/// Chooses the request's ID and builds its context, then rewrites the request's ID header
+/// when the ID is not the accepted primary value. Returns the response header value.
 #[inline]
 fn context<B>(config: &Config, req: &mut Request<B>) -> (RequestContext, HeaderValue) {
     // An outer RequestIdLayer (e.g. around a nested router) already chose the ID: keep
     // it, so the whole request has one ID whatever this layer's trust policy.
     if let Some(id) = req.extensions().get::<RequestId>() {
         let id = id.clone();
-        return rewritten(config, req, Rewrite::Keep(id, None));
+        let value = header_value(&id);
+        let ctx = build_context(config, req, id, config.user_agent(req.headers()));
+        set_id_header(config, req, &value, false);
+        return (ctx, value);
     }
     let trusted = config.trusted(req.extensions());
-    let rewrite = match config.lookup(req.headers(), trusted) {
-        // The usual case: nothing to rewrite, and the user agent was found on the way.
-        (Inbound::Primary(value), user_agent) => match RequestId::from_bytes(value.as_bytes()) {
-            Ok(id) => return (build_context(config, req, id, user_agent), value.clone()),
-            Err(_) => Rewrite::Generate { scrub: true },
+    let (inbound, user_agent) = config.lookup(req.headers(), trusted);
+    // `rewrite`: `Some(scrub)` when the request's header must be set to the chosen ID, `scrub`
+    // also removing the other accepted names (their values were rejected).
+    let (id, value, rewrite) = match inbound {
+        // The usual inbound case: nothing to rewrite.
+        Inbound::Primary(value) => match RequestId::from_bytes(value.as_bytes()) {
+            Ok(id) => (id, value.clone(), None),
+            Err(_) => generated(true),
         },
-        (Inbound::Alternative(id, value), _) => Rewrite::Keep(id, Some(value)),
-        (Inbound::Absent, _) => Rewrite::Generate { scrub: false },
-        (Inbound::Rejected, _) => Rewrite::Generate { scrub: true },
+        Inbound::Alternative(id, value) => (id, value, Some(false)),
+        Inbound::Absent => generated(false),
+        Inbound::Rejected => generated(true),
     };
-    rewritten(config, req, rewrite)
+    // Built before the header is rewritten, so the user agent found by the scan is reused.
+    let ctx = build_context(config, req, id, user_agent);
+    if let Some(scrub) = rewrite {
+        set_id_header(config, req, &value, scrub);
+    }
+    (ctx, value)
 }
 
-/// Every other outcome than an accepted primary value: sets the chosen ID on the request's
-/// primary header (rejected values of the other accepted names removed first), then builds
-/// the context from the rewritten request.
+/// A fresh ID and its header value, to be set on the request (`scrub`: see [`context`]).
 #[inline(never)]
-fn rewritten<B>(
-    config: &Config,
-    req: &mut Request<B>,
-    rewrite: Rewrite,
-) -> (RequestContext, HeaderValue) {
-    let (id, value) = match rewrite {
-        Rewrite::Keep(id, Some(value)) => (id, value),
-        Rewrite::Keep(id, None) => {
-            let value = header_value(&id);
-            (id, value)
+fn generated(scrub: bool) -> (RequestId, HeaderValue, Option<bool>) {
+    let id = RequestId::generate();
+    let value = header_value(&id);
+    (id, value, Some(scrub))
+}
+
+/// Sets the chosen ID on the request's primary header (`insert` replaces every line of it),
+/// after removing the other accepted names if `scrub`.
+#[inline(never)]
+fn set_id_header<B>(config: &Config, req: &mut Request<B>, value: &HeaderValue, scrub: bool) {
+    let headers = req.headers_mut();
+    if scrub {
+        for name in &config.accept[1..] {
+            headers.remove(name);
         }
-        Rewrite::Generate { scrub } => {
-            let id = RequestId::generate();
-            let value = header_value(&id);
-            if scrub {
-                let headers = req.headers_mut();
-                for name in &config.accept[1..] {
-                    headers.remove(name);
-                }
-            }
-            (id, value)
-        }
-    };
-    // `insert` replaces every line of the primary header.
-    req.headers_mut()
-        .insert(config.header.clone(), value.clone());
-    let user_agent = config.user_agent(req.headers());
-    (build_context(config, req, id, user_agent), value)
+    }
+    headers.insert(config.header.clone(), value.clone());
 }
 
 #[inline(always)]
